@@ -1,0 +1,113 @@
+package provider
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// RequestInfo is what the gateway reads from a client body. Reading uses gjson: no full decode
+// on the hot path.
+type RequestInfo struct {
+	Model  string
+	Stream bool
+	// MaxTokens is the output limit the request names (0: none); MaxTokensField is the field
+	// it came from, or the field a default should be written to.
+	MaxTokens      int64
+	MaxTokensField string
+	// IncludeUsage: an OpenAI chat stream asked for stream_options.include_usage itself.
+	IncludeUsage bool
+	// CacheWrite1h / CacheWrite: an Anthropic request marks content with cache_control (1h TTL
+	// when any breakpoint says ttl "1h"). OpenAI caching is automatic and never billed as a write.
+	CacheWrite   bool
+	CacheWrite1h bool
+	// Sticky names server-side state the request refers to (previous_response_id, conversation),
+	// which only the provider account that created it can serve.
+	Sticky string
+}
+
+// Inspect validates that body is a JSON object naming a model and reads what the gateway
+// needs. The error message is meant for the client.
+func Inspect(op Operation, body []byte) (*RequestInfo, error) {
+	if len(body) == 0 {
+		return nil, fmt.Errorf("request body is empty")
+	}
+	if !gjson.ValidBytes(body) {
+		return nil, fmt.Errorf("request body is not valid JSON")
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, fmt.Errorf("request body must be a JSON object")
+	}
+	model := root.Get("model")
+	if !model.Exists() || model.Type != gjson.String || model.Str == "" {
+		return nil, fmt.Errorf("you must provide a model parameter")
+	}
+	info := &RequestInfo{Model: model.Str, Stream: root.Get("stream").Type == gjson.True}
+	switch op {
+	case OpChatCompletions:
+		info.MaxTokensField = "max_completion_tokens"
+		if v := root.Get("max_completion_tokens"); v.Exists() && v.Type == gjson.Number {
+			info.MaxTokens = v.Int()
+		} else if v := root.Get("max_tokens"); v.Exists() && v.Type == gjson.Number {
+			info.MaxTokens, info.MaxTokensField = v.Int(), "max_tokens"
+		}
+		info.IncludeUsage = root.Get("stream_options.include_usage").Type == gjson.True
+	case OpResponses:
+		info.MaxTokensField = "max_output_tokens"
+		if v := root.Get("max_output_tokens"); v.Type == gjson.Number {
+			info.MaxTokens = v.Int()
+		}
+		if v := root.Get("previous_response_id"); v.Type == gjson.String && v.Str != "" {
+			info.Sticky = "previous_response_id"
+		} else if v := root.Get("conversation"); v.Exists() && v.Type != gjson.Null {
+			info.Sticky = "conversation"
+		}
+	case OpMessages, OpCountTokens:
+		info.MaxTokensField = "max_tokens"
+		if v := root.Get("max_tokens"); v.Type == gjson.Number {
+			info.MaxTokens = v.Int()
+		}
+		// cache_control may sit on system blocks, message content blocks, tools, or top level.
+		if strings.Contains(string(body), `"cache_control"`) {
+			info.CacheWrite = true
+			info.CacheWrite1h = strings.Contains(string(body), `"1h"`)
+		}
+	}
+	if info.MaxTokens < 0 {
+		return nil, fmt.Errorf("%s must not be negative", info.MaxTokensField)
+	}
+	return info, nil
+}
+
+// SetMaxTokens writes the output limit into the field the request uses (or the operation's
+// default field), leaving every other byte of the body as sent.
+func SetMaxTokens(body []byte, info *RequestInfo, n int64) ([]byte, error) {
+	out, err := sjson.SetBytes(body, info.MaxTokensField, n)
+	if err != nil {
+		return nil, fmt.Errorf("set %s: %w", info.MaxTokensField, err)
+	}
+	info.MaxTokens = n
+	return out, nil
+}
+
+// SetModel replaces the model id in the body.
+func SetModel(body []byte, model string) ([]byte, error) {
+	out, err := sjson.SetBytes(body, "model", model)
+	if err != nil {
+		return nil, fmt.Errorf("set model: %w", err)
+	}
+	return out, nil
+}
+
+// EnableStreamUsage sets stream_options.include_usage on an OpenAI chat stream so that the
+// provider reports usage (the chunk is hidden from a client that did not ask for it).
+func EnableStreamUsage(body []byte) ([]byte, error) {
+	out, err := sjson.SetBytes(body, "stream_options.include_usage", true)
+	if err != nil {
+		return nil, fmt.Errorf("set stream_options.include_usage: %w", err)
+	}
+	return out, nil
+}
