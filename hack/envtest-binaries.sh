@@ -24,6 +24,15 @@ if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ -f "$out/.complete" ]
 fi
 
 mkdir -p "$out"
+# One builder at a time per cache; a second caller waits and then finds the binaries.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CACHE_ROOT/.lock"
+  flock 9
+  if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ -f "$out/.complete" ]; then
+    echo "$out"
+    exit 0
+  fi
+fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/envtest-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 

@@ -1,0 +1,89 @@
+// Package layout guards the dependency rules of DESIGN.md section 2.
+package layout
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const module = "github.com/posthog/llm-gateway"
+
+type pkg struct {
+	ImportPath string
+	Deps       []string
+	Standard   bool
+}
+
+// list returns every package matching the patterns with its transitive dependencies.
+func list(t *testing.T, patterns ...string) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"list", "-json=ImportPath,Deps,Standard"}, patterns...)...)
+	cmd.Dir = "../.."
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	var pkgs []pkg
+	dec := json.NewDecoder(&out)
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else {
+			require.NoError(t, err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	require.NotEmpty(t, pkgs, "no packages for %v", patterns)
+	return pkgs
+}
+
+func isStd(t *testing.T, imp string) bool {
+	// Standard-library import paths have no dot in their first element.
+	first, _, _ := strings.Cut(imp, "/")
+	return !strings.Contains(first, ".")
+}
+
+func TestDataplaneImportsNoControlPlane(t *testing.T) {
+	forbidden := []string{
+		module + "/api/",
+		module + "/controllers",
+		"sigs.k8s.io/controller-runtime",
+		"k8s.io/client-go",
+		"k8s.io/apimachinery",
+		"k8s.io/api/",
+	}
+	for _, p := range list(t, "./dataplane/...", "./test/fakeprovider/...") {
+		for _, d := range p.Deps {
+			for _, f := range forbidden {
+				require.False(t, strings.HasPrefix(d, f) || d+"/" == f,
+					"%s imports %s: the data plane must run with no cluster (DESIGN.md section 2)", p.ImportPath, d)
+			}
+		}
+	}
+}
+
+func TestSnapshotImportsOnlyStdlib(t *testing.T) {
+	for _, p := range list(t, "./dataplane/snapshot") {
+		for _, d := range p.Deps {
+			require.True(t, isStd(t, d), "%s imports %s: the snapshot contract may import only the standard library", p.ImportPath, d)
+		}
+	}
+}
+
+func TestControllersImportOnlySnapshotFromDataplane(t *testing.T) {
+	pkgs := list(t, "./controllers/...", "./api/...")
+	for _, p := range pkgs {
+		for _, d := range p.Deps {
+			if strings.HasPrefix(d, module+"/dataplane/") {
+				require.Equal(t, module+"/dataplane/snapshot", d,
+					"%s imports %s: controllers may use the data plane's snapshot contract only", p.ImportPath, d)
+			}
+		}
+	}
+}
