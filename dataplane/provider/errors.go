@@ -2,6 +2,7 @@ package provider
 
 import (
 	"encoding/json"
+	"net/http"
 
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
@@ -59,25 +60,50 @@ func (e *GatewayError) Body(op Operation) []byte {
 func ErrorBody(shape snapshot.Shape, anthropicType, openaiType, code, param, message string) []byte {
 	var v any
 	if shape == snapshot.ShapeAnthropic {
-		e := map[string]any{"type": anthropicType, "message": message}
-		if code != "" {
-			e["code"] = code
-		}
-		v = map[string]any{"type": "error", "error": e}
+		v = anthropicError{Type: "error", Error: anthropicErrorDetail{Type: anthropicType, Message: message, Code: code}}
 	} else {
-		v = map[string]any{"error": map[string]any{
-			"message": message, "type": openaiType, "param": nullable(param), "code": nullable(code),
-		}}
+		v = openaiError{Error: openaiErrorDetail{Message: message, Type: openaiType, Param: nullable(param), Code: nullable(code)}}
 	}
 	b, _ := json.Marshal(v)
 	return b
 }
 
-func nullable(s string) any {
+// The error bodies as structs, so fields come out in the providers' own order.
+type anthropicError struct {
+	Type  string               `json:"type"`
+	Error anthropicErrorDetail `json:"error"`
+}
+
+type anthropicErrorDetail struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Code    string `json:"code,omitempty"`
+}
+
+type openaiError struct {
+	Error openaiErrorDetail `json:"error"`
+}
+
+type openaiErrorDetail struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+type responsesErrorEvent struct {
+	Type           string  `json:"type"`
+	Code           string  `json:"code"`
+	Message        string  `json:"message"`
+	Param          *string `json:"param"`
+	SequenceNumber int64   `json:"sequence_number"`
+}
+
+func nullable(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return s
+	return &s
 }
 
 // StreamErrorEvent renders a terminal in-protocol SSE error event for a stream that has
@@ -98,8 +124,8 @@ func StreamErrorEvent(op Operation, e *GatewayError, seq int64) []byte {
 		if code == "" {
 			code = e.OpenAIType
 		}
-		b, _ := json.Marshal(map[string]any{
-			"type": "error", "code": code, "message": e.Message, "param": nullable(e.Param), "sequence_number": seq,
+		b, _ := json.Marshal(responsesErrorEvent{
+			Type: "error", Code: code, Message: e.Message, Param: nullable(e.Param), SequenceNumber: seq,
 		})
 		out = append(out, "event: error\ndata: "...)
 		out = append(out, b...)
@@ -108,4 +134,50 @@ func StreamErrorEvent(op Operation, e *GatewayError, seq int64) []byte {
 		out = append(out, ErrorBody(snapshot.ShapeOpenAI, e.AnthropicType, e.OpenAIType, e.Code, e.Param, e.Message)...)
 	}
 	return append(out, "\n\n"...)
+}
+
+// GatewayError turns an upstream failure into the error the gateway reports to a client of the
+// given shape, when it cannot relay the upstream response itself: after a stream was committed
+// (render it with StreamErrorEvent), or when failover is exhausted. A client error (Class "")
+// that arrived as an HTTP response is better relayed as-is (Status, Body, ErrorResponseHeaders).
+// An upstream credential failure never shows the upstream's message: it is about the
+// gateway's own key, not the client's.
+func (e *UpstreamError) GatewayError(shape snapshot.Shape) *GatewayError {
+	g := &GatewayError{Message: e.Message, Code: e.Type}
+	if g.Message == "" {
+		g.Message = "upstream provider error"
+	}
+	switch e.Class {
+	case snapshot.FailoverRateLimited, snapshot.FailoverQuotaExhausted:
+		g.Status, g.AnthropicType, g.OpenAIType = http.StatusTooManyRequests, AnthropicRateLimit, OpenAIRateLimit
+	case snapshot.FailoverOverloaded:
+		g.Status, g.AnthropicType, g.OpenAIType = 529, AnthropicOverloaded, OpenAIServerError
+		if shape != snapshot.ShapeAnthropic {
+			g.Status = http.StatusServiceUnavailable
+		}
+	case snapshot.FailoverTimeout:
+		g.Status, g.AnthropicType, g.OpenAIType = http.StatusGatewayTimeout, AnthropicTimeout, OpenAIServerError
+	case snapshot.FailoverServerError, snapshot.FailoverConnectionError:
+		g.Status, g.AnthropicType, g.OpenAIType = http.StatusBadGateway, AnthropicAPIError, OpenAIServerError
+		if e.Status >= 500 && e.Status != 529 {
+			g.Status = e.Status
+		}
+	case snapshot.FailoverUpstreamAuth:
+		g.Status, g.AnthropicType, g.OpenAIType = http.StatusBadGateway, AnthropicAPIError, OpenAIServerError
+		g.Message, g.Code = "the upstream provider rejected the gateway's credentials", "upstream_auth"
+	case snapshot.FailoverNotFound:
+		g.Status, g.AnthropicType, g.OpenAIType = http.StatusNotFound, AnthropicNotFound, OpenAINotFound
+	default:
+		g.Status, g.AnthropicType, g.OpenAIType = e.Status, AnthropicInvalidRequest, OpenAIInvalidRequest
+		switch e.Status {
+		case http.StatusNotFound:
+			g.AnthropicType, g.OpenAIType = AnthropicNotFound, OpenAINotFound
+		case http.StatusRequestEntityTooLarge:
+			g.AnthropicType = AnthropicTooLarge
+		}
+		if g.Status < 400 {
+			g.Status = http.StatusBadRequest
+		}
+	}
+	return g
 }

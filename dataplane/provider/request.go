@@ -1,8 +1,8 @@
 package provider
 
 import (
+	"bytes"
 	"fmt"
-	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -70,11 +70,7 @@ func Inspect(op Operation, body []byte) (*RequestInfo, error) {
 		if v := root.Get("max_tokens"); v.Type == gjson.Number {
 			info.MaxTokens = v.Int()
 		}
-		// cache_control may sit on system blocks, message content blocks, tools, or top level.
-		if strings.Contains(string(body), `"cache_control"`) {
-			info.CacheWrite = true
-			info.CacheWrite1h = strings.Contains(string(body), `"1h"`)
-		}
+		info.CacheWrite, info.CacheWrite1h = cacheControl(body)
 	}
 	if info.MaxTokens < 0 {
 		return nil, fmt.Errorf("%s must not be negative", info.MaxTokensField)
@@ -110,4 +106,53 @@ func EnableStreamUsage(body []byte) ([]byte, error) {
 		return nil, fmt.Errorf("set stream_options.include_usage: %w", err)
 	}
 	return out, nil
+}
+
+var cacheControlKey = []byte(`"cache_control"`)
+
+// cacheControl reports whether an Anthropic body marks any content for caching, and whether a
+// breakpoint asks for the 1-hour TTL. cache_control objects may sit on system blocks, message
+// content blocks, tools, or the top level; rather than walk the whole document, it finds each
+// "cache_control" key (a quote that is not escaped, followed by a colon, so never text inside a
+// string) and reads the object that follows. Bodies without the key cost one byte search.
+func cacheControl(body []byte) (write, write1h bool) {
+	for off := 0; ; {
+		i := bytes.Index(body[off:], cacheControlKey)
+		if i < 0 {
+			return write, write1h
+		}
+		i += off
+		off = i + len(cacheControlKey)
+		if escaped(body, i) {
+			continue
+		}
+		j := skipSpace(body, off)
+		if j >= len(body) || body[j] != ':' {
+			continue // a string value, not a key
+		}
+		j = skipSpace(body, j+1)
+		if j >= len(body) || body[j] != '{' {
+			continue // cache_control: null
+		}
+		write = true
+		if ttl := gjson.GetBytes(body[j:], "ttl"); ttl.Type == gjson.String && ttl.Str == "1h" {
+			return true, true
+		}
+	}
+}
+
+// escaped reports whether the quote at body[i] is escaped by an odd run of backslashes.
+func escaped(body []byte, i int) bool {
+	n := 0
+	for k := i - 1; k >= 0 && body[k] == '\\'; k-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
