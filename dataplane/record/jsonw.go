@@ -1,0 +1,152 @@
+package record
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// obj appends the members of one JSON object to a byte slice. It writes keys in call order
+// and never re-encodes raw JSON handed to it.
+type obj struct {
+	b     []byte
+	empty bool
+}
+
+func (o *obj) open()  { o.b = append(o.b, '{'); o.empty = true }
+func (o *obj) close() { o.b = append(o.b, '}') }
+
+func (o *obj) key(k string) {
+	if !o.empty {
+		o.b = append(o.b, ',')
+	}
+	o.empty = false
+	o.b = appendString(o.b, k)
+	o.b = append(o.b, ':')
+}
+
+func (o *obj) str(k, v string) {
+	o.key(k)
+	o.b = appendString(o.b, v)
+}
+
+// strIf writes k only when v is not empty.
+func (o *obj) strIf(k, v string) {
+	if v != "" {
+		o.str(k, v)
+	}
+}
+
+func (o *obj) int(k string, v int64) {
+	o.key(k)
+	o.b = strconv.AppendInt(o.b, v, 10)
+}
+
+func (o *obj) bool(k string, v bool) {
+	o.key(k)
+	o.b = strconv.AppendBool(o.b, v)
+}
+
+// seconds writes a duration as seconds with microsecond resolution (1.412, 0.000231).
+func (o *obj) seconds(k string, d time.Duration) {
+	o.key(k)
+	o.b = strconv.AppendFloat(o.b, float64(d.Microseconds())/1e6, 'f', -1, 64)
+}
+
+// usd writes integer micro-dollars as an exact decimal number of dollars.
+func (o *obj) usd(k string, micros int64) {
+	o.key(k)
+	o.b = appendMicrosUSD(o.b, micros)
+}
+
+// raw writes a JSON value as is; the caller guarantees it is valid JSON.
+func (o *obj) raw(k string, v []byte) {
+	o.key(k)
+	o.b = append(o.b, v...)
+}
+
+// appendMicrosUSD formats micro-dollars as a decimal: 26 -> 0.000026, 16050 -> 0.01605,
+// 3000000 -> 3. Exact: no float rounding between the budget's integer and the event.
+func appendMicrosUSD(b []byte, m int64) []byte {
+	if m < 0 {
+		b = append(b, '-')
+		m = -m
+	}
+	b = strconv.AppendInt(b, m/1_000_000, 10)
+	frac := m % 1_000_000
+	if frac == 0 {
+		return b
+	}
+	var d [7]byte
+	d[0] = '.'
+	for i := 6; i >= 1; i-- {
+		d[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	n := 7
+	for d[n-1] == '0' {
+		n--
+	}
+	return append(b, d[:n]...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD so the output is
+// always valid JSON; HTML characters are not escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// bytesToString views b as a string without copying. b must not change while the string is used.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}

@@ -1,0 +1,346 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// ShipperOptions configure the shipper.
+type ShipperOptions struct {
+	// BatchSize is the most events per batch (default 100); MaxBatchBytes the most bytes of
+	// events per batch (default 4 MB; a single larger event still goes alone).
+	BatchSize     int
+	MaxBatchBytes int
+	// Workers send batches concurrently (default 2). MaxInFlight bounds the events read from
+	// the outbox and not yet accepted (default 2000).
+	Workers     int
+	MaxInFlight int
+	// PollInterval is how often the outbox is read when nothing signals new entries
+	// (default 250ms; entries of other pods in a shared outbox are found this way).
+	PollInterval time.Duration
+	// MinBackoff and MaxBackoff bound the exponential backoff (full jitter) between retries
+	// of a batch (defaults 200ms and 30s). A Retry-After from capture is honoured up to
+	// MaxRetryAfter (default 5m).
+	MinBackoff    time.Duration
+	MaxBackoff    time.Duration
+	MaxRetryAfter time.Duration
+	// TouchInterval is how often in-flight entries are touched (default 15s; keep it well
+	// below the Redis outbox's ClaimIdle).
+	TouchInterval time.Duration
+	Logger        *slog.Logger
+}
+
+func (o *ShipperOptions) defaults() {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 100
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 4 << 20
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 2000
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = 5 * time.Minute
+	}
+	if o.TouchInterval <= 0 {
+		o.TouchInterval = 15 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Shipper reads the outbox, groups entries by destination into batches, sends them and acks
+// each entry only after its destination accepted it. Retryable failures are retried with
+// backoff for as long as the shipper runs (the entries stay in the outbox meanwhile); a batch
+// capture rejects as a whole is split in halves until the bad event is alone, which is then
+// dead-lettered (logged, counted, acked) so it cannot block the rest.
+type Shipper struct {
+	outbox Outbox
+	remote Transport
+	local  Transport
+	opts   ShipperOptions
+	log    *slog.Logger
+	m      *metrics
+
+	wake chan struct{}
+	work chan []Entry
+
+	mu       sync.Mutex
+	inflight map[string]struct{}
+	reading  bool
+}
+
+func newShipper(ob Outbox, remote, local Transport, opts ShipperOptions, m *metrics) *Shipper {
+	opts.defaults()
+	return &Shipper{
+		outbox: ob, remote: remote, local: local, opts: opts, log: opts.Logger, m: m,
+		wake:     make(chan struct{}, 1),
+		work:     make(chan []Entry, opts.MaxInFlight),
+		inflight: map[string]struct{}{},
+	}
+}
+
+// Notify tells the shipper that entries were appended.
+func (s *Shipper) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run ships until ctx is done; it returns when every worker has stopped. Entries whose
+// delivery was interrupted stay in the outbox.
+func (s *Shipper) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range s.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case b := <-s.work:
+					s.ship(ctx, b)
+					s.done(b)
+					s.Notify()
+				}
+			}
+		}()
+	}
+	poll := time.NewTicker(s.opts.PollInterval)
+	touch := time.NewTicker(s.opts.TouchInterval)
+	defer poll.Stop()
+	defer touch.Stop()
+	for {
+		s.fill(ctx)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-s.wake:
+		case <-poll.C:
+		case <-touch.C:
+			s.touch(ctx)
+		}
+	}
+}
+
+// fill reads entries while there is room in flight and queues them as batches.
+func (s *Shipper) fill(ctx context.Context) {
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		room := s.opts.MaxInFlight - len(s.inflight)
+		if room <= 0 {
+			s.mu.Unlock()
+			return
+		}
+		s.reading = true
+		s.mu.Unlock()
+
+		entries, err := s.outbox.Read(ctx, min(room, s.opts.BatchSize*s.opts.Workers*2))
+		if err != nil && ctx.Err() == nil {
+			s.m.outboxErrors.WithLabelValues("read").Inc()
+			s.log.Error("record: read outbox", "err", err)
+		}
+		s.mu.Lock()
+		fresh := entries[:0]
+		for _, e := range entries {
+			if _, dup := s.inflight[e.ID]; !dup {
+				s.inflight[e.ID] = struct{}{}
+				fresh = append(fresh, e)
+			}
+		}
+		s.reading = false
+		s.m.inflight.Set(float64(len(s.inflight)))
+		s.mu.Unlock()
+		for _, b := range s.batches(fresh) {
+			s.work <- b
+		}
+		if len(entries) == 0 || err != nil {
+			return
+		}
+	}
+}
+
+// batches groups entries by destination, bounded by count and bytes.
+func (s *Shipper) batches(entries []Entry) [][]Entry {
+	var out [][]Entry
+	open := map[Destination]int{} // destination -> index of its open batch in out
+	size := map[Destination]int{}
+	for _, e := range entries {
+		i, ok := open[e.Dest]
+		if ok && (len(out[i]) >= s.opts.BatchSize || size[e.Dest]+len(e.Event) > s.opts.MaxBatchBytes) {
+			ok = false
+		}
+		if !ok {
+			out = append(out, nil)
+			i = len(out) - 1
+			open[e.Dest], size[e.Dest] = i, 0
+		}
+		out[i] = append(out[i], e)
+		size[e.Dest] += len(e.Event)
+	}
+	return out
+}
+
+func (s *Shipper) done(b []Entry) {
+	s.mu.Lock()
+	for _, e := range b {
+		delete(s.inflight, e.ID)
+	}
+	s.m.inflight.Set(float64(len(s.inflight)))
+	s.mu.Unlock()
+}
+
+func (s *Shipper) touch(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.inflight))
+	for id := range s.inflight {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	if err := s.outbox.Touch(ctx, ids); err != nil && ctx.Err() == nil {
+		s.m.outboxErrors.WithLabelValues("touch").Inc()
+		s.log.Warn("record: touch in-flight outbox entries", "err", err)
+	}
+}
+
+// ship delivers one batch (all entries share a destination) and acks it; it returns without
+// acking only when ctx is done.
+func (s *Shipper) ship(ctx context.Context, b []Entry) {
+	dest := b[0].Dest
+	t, sink := s.remote, "capture"
+	if dest.Local() || t == nil {
+		t, sink = s.local, "file"
+	}
+	events := make([][]byte, len(b))
+	for i := range b {
+		events[i] = b[i].Event
+	}
+	for attempt := 0; ; attempt++ {
+		err := t.Send(ctx, dest, events)
+		if err == nil {
+			s.m.batches.WithLabelValues("ok").Inc()
+			s.m.shipped.WithLabelValues(sink).Add(float64(len(b)))
+			s.ack(ctx, b)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var se *SendError
+		if !errors.As(err, &se) {
+			se = &SendError{Retryable: true, Err: err}
+		}
+		if !se.Retryable {
+			s.m.batches.WithLabelValues("rejected").Inc()
+			if len(b) > 1 {
+				s.log.Warn("record: capture rejected a batch; splitting it to isolate the bad event",
+					"status", se.Status, "events", len(b), "host", dest.Host)
+				s.ship(ctx, b[:len(b)/2])
+				s.ship(ctx, b[len(b)/2:])
+				return
+			}
+			s.m.deadLetter.Inc()
+			s.log.Error("record: capture rejected an event; dropping it (dead letter)",
+				"uuid", b[0].UUID, "status", se.Status, "response", se.Body, "host", dest.Host)
+			s.ack(ctx, b)
+			return
+		}
+		s.m.batches.WithLabelValues("retry").Inc()
+		wait := s.backoff(attempt, se.RetryAfter)
+		s.log.Warn("record: sending events failed; retrying", "err", err, "events", len(b),
+			"host", dest.Host, "attempt", attempt+1, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backoff is exponential with full jitter, or the server's Retry-After when longer.
+func (s *Shipper) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := s.opts.MaxBackoff
+	if attempt < 30 {
+		d = min(s.opts.MinBackoff<<attempt, s.opts.MaxBackoff)
+	}
+	d = d/2 + rand.N(d/2+1)
+	if retryAfter > d {
+		d = min(retryAfter, s.opts.MaxRetryAfter)
+	}
+	return d
+}
+
+// ack removes shipped entries from the outbox, retrying while the outbox is unavailable.
+// An entry whose ack never lands is shipped again later: a duplicate with the same uuid.
+func (s *Shipper) ack(ctx context.Context, b []Entry) {
+	ids := make([]string, len(b))
+	for i := range b {
+		ids[i] = b[i].ID
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.outbox.Ack(ctx, ids)
+		if err == nil {
+			return
+		}
+		s.m.outboxErrors.WithLabelValues("ack").Inc()
+		s.log.Error("record: ack shipped events in the outbox", "err", err, "events", len(ids))
+		if ctx.Err() != nil || attempt >= 20 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.backoff(attempt, 0)):
+		}
+	}
+}
+
+// Flush ships until every entry appended to the outbox so far has been delivered (or handed
+// to another live consumer), or ctx is done. Run must be running.
+func (s *Shipper) Flush(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.Notify()
+		s.mu.Lock()
+		idle := len(s.inflight) == 0 && !s.reading
+		s.mu.Unlock()
+		if idle {
+			drained, err := s.outbox.Drained(ctx)
+			if err == nil && drained {
+				s.mu.Lock()
+				idle = len(s.inflight) == 0 && !s.reading
+				s.mu.Unlock()
+				if idle {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
