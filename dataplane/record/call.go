@@ -163,17 +163,7 @@ type Rejection struct {
 	Limit string
 }
 
-// Cost is the cost breakdown of a call in integer micro-dollars (USD x 1e6), exactly as
-// dataplane/cost computes it: TotalMicros is the sum of the four parts. Its fields mirror
-// cost.Breakdown, so a Breakdown converts with record.Cost(b).
-type Cost struct {
-	// InputMicros is the uncached input cost.
-	InputMicros int64
-	// CacheReadMicros and CacheWriteMicros are the cache read and cache write (5m + 1h) costs.
-	CacheReadMicros  int64
-	CacheWriteMicros int64
-	OutputMicros     int64
-	TotalMicros      int64
-	// Priced is false when the model has no known price.
-	Priced bool
-}
+// Cost is the cost breakdown of a call in integer micro-dollars, exactly as dataplane/cost
+// computed it (cost.Compute): TotalMicros is the sum of the four parts, Priced false means
+// the model has no known price.
+type Cost = cost.Breakdown
