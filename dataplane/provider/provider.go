@@ -94,7 +94,8 @@ type Event struct {
 
 // EventReader yields the events of one upstream stream.
 type EventReader interface {
-	// Next returns the next event. At the stream's proper end it returns io.EOF (after the
+	// Next returns the next event; the caller owns it (it stays valid after later calls). At
+	// the stream's proper end it returns io.EOF (after the
 	// terminal event: [DONE], message_stop, response.completed ...). An upstream error event or
 	// exception frame returns an *UpstreamError; a stream that ends before its terminal event
 	// returns ErrTruncated; bytes that are not a valid stream return an error wrapping
@@ -115,8 +116,10 @@ type Result struct {
 	ServedModel string
 	ResponseID  string
 	StopReason  string
-	// OutputText is the assistant text produced (concatenated), for $ai_output_choices.
-	OutputText string
+	// OutputText is the assistant text produced (concatenated), for $ai_output_choices, up to
+	// 1 MiB; OutputTruncated says the rest was dropped.
+	OutputText      string
+	OutputTruncated bool
 	// ContentFiltered is set when the provider filtered the output (finish_reason
 	// content_filter, stop_reason refusal, incomplete_details content_filter).
 	ContentFiltered bool

@@ -156,3 +156,12 @@ func skipSpace(b []byte, i int) int {
 	}
 	return i
 }
+
+// EnsureModel sets the body's model to model when it differs, leaving the body untouched
+// otherwise (and for an empty model).
+func EnsureModel(body []byte, model string) ([]byte, error) {
+	if model == "" || gjson.GetBytes(body, "model").Str == model {
+		return body, nil
+	}
+	return SetModel(body, model)
+}
