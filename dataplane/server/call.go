@@ -1,0 +1,257 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posthog/llm-gateway/dataplane/cost"
+	"github.com/posthog/llm-gateway/dataplane/provider"
+	"github.com/posthog/llm-gateway/dataplane/record"
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
+)
+
+// call is one client request on its way through the gateway. rec accumulates what the
+// recorder gets.
+type call struct {
+	g  *Gateway
+	rt *Runtime
+	w  http.ResponseWriter
+	r  *http.Request
+
+	op    provider.Operation
+	shape snapshot.Shape
+	team  *snapshot.Team
+	route *snapshot.Route
+	info  *provider.RequestInfo
+	// body is the client body after the gateway's shape-level edits (max_tokens,
+	// include_usage); the model is set per attempt.
+	body             []byte
+	clientWantsUsage bool
+
+	rec record.Call
+	// be and upstreamModel are the backend and provider model id of the last attempt.
+	be            *backendRT
+	upstreamModel string
+	result        *provider.Result
+	committed     bool // status and headers were written to the client
+	events        int  // stream events written to the client
+}
+
+// fail writes a gateway error (nothing was sent upstream, or the upstream failed in a way
+// the gateway reports itself) and finishes the call.
+func (c *call) fail(e *provider.GatewayError, retryAfter time.Duration) {
+	writeGatewayError(c.w, c.shape, e, retryAfter)
+	c.committed = true
+	c.rec.Status = e.Status
+	if c.rec.Error == nil {
+		c.rec.Error = &record.Error{Type: errorType(e), Message: e.Message}
+	}
+}
+
+func errorType(e *provider.GatewayError) string {
+	if e.Code != "" {
+		return e.Code
+	}
+	return e.OpenAIType
+}
+
+// serve handles an authenticated model call: inspect, resolve, limits, admission, attempts,
+// relay, then cost, settlement and recording.
+func (c *call) serve() {
+	defer c.finish()
+	r := c.r
+	c.rec.TraceID = r.Header.Get(HeaderTraceID)
+	c.rec.SessionID = r.Header.Get(HeaderSessionID)
+	c.rec.DistinctID = r.Header.Get(HeaderDistinctID)
+	if p := r.Header.Get(HeaderProperties); p != "" {
+		c.rec.Properties = []byte(p)
+	}
+	c.rec.Op = c.op
+
+	rc := http.NewResponseController(c.w)
+	_ = rc.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	body, err := readBody(c.w, r, c.g.maxBody)
+	_ = rc.SetReadDeadline(time.Time{})
+	switch {
+	case isTooLarge(err):
+		c.fail(errTooLarge(fmt.Sprintf("request body is larger than the gateway's limit of %d bytes", c.g.maxBody)), 0)
+		return
+	case err != nil:
+		if r.Context().Err() != nil {
+			c.clientGone()
+			return
+		}
+		c.fail(errInvalidRequest("could not read the request body: "+err.Error(), ""), 0)
+		return
+	}
+	c.body = body
+	c.rec.RequestBody = body
+
+	info, err := provider.Inspect(c.op, body)
+	if err != nil {
+		param := ""
+		if strings.Contains(err.Error(), "model") {
+			param = "model"
+		}
+		c.fail(errInvalidRequest(err.Error(), param), 0)
+		return
+	}
+	c.info = info
+	c.rec.Stream = info.Stream
+	c.rec.RequestedModel = info.Model
+
+	m, err := c.rt.routes.Resolve(c.shape, info.Model)
+	if err != nil {
+		c.fail(errNotFound("model_not_found", "model", err.Error()), 0)
+		return
+	}
+	route := m.Route
+	c.route = route
+	c.rec.Route, c.rec.CanonicalModel = route.Name, m.Canonical
+
+	if limit := route.Limits.MaxBodyBytes; limit > 0 && int64(len(body)) > limit {
+		c.fail(errTooLarge(fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes for model %s",
+			len(body), limit, info.Model)), 0)
+		return
+	}
+	if !c.applyLimits() {
+		return
+	}
+	c.rec.RequestBody = c.body
+	c.attemptLoop()
+}
+
+// applyLimits sets the route's default max_tokens, clamps it, and turns on usage reporting
+// for OpenAI chat streams. It reports false when it answered the client.
+func (c *call) applyLimits() bool {
+	info, lim := c.info, c.route.Limits
+	c.clientWantsUsage = true
+	if c.op == provider.OpCountTokens {
+		return true
+	}
+	var err error
+	switch {
+	case info.MaxTokens == 0 && lim.DefaultMaxTokens > 0:
+		c.body, err = provider.SetMaxTokens(c.body, info, lim.DefaultMaxTokens)
+	case info.MaxTokens == 0 && c.op == provider.OpMessages:
+		c.fail(errInvalidRequest("max_tokens: Field required", "max_tokens"), 0)
+		return false
+	}
+	if err == nil && lim.MaxMaxTokens > 0 && info.MaxTokens > lim.MaxMaxTokens {
+		c.body, err = provider.SetMaxTokens(c.body, info, lim.MaxMaxTokens)
+	}
+	if err == nil && c.op == provider.OpChatCompletions && info.Stream && !info.IncludeUsage {
+		c.body, err = provider.EnableStreamUsage(c.body)
+		c.clientWantsUsage = false
+	}
+	if err != nil {
+		c.fail(errInvalidRequest(err.Error(), ""), 0)
+		return false
+	}
+	return true
+}
+
+// clientGone marks the call as abandoned by the client.
+func (c *call) clientGone() {
+	c.rec.ClientDisconnected = true
+	if c.rec.Status == 0 {
+		c.rec.Status = 499
+	}
+	if c.rec.Error == nil {
+		c.rec.Error = &record.Error{Type: "client_disconnected", Message: "the client closed the connection before the response was complete"}
+	}
+}
+
+// finish computes usage and cost, settles, records and logs the call.
+func (c *call) finish() {
+	now := c.g.now()
+	c.rec.Latency = now.Sub(c.rec.Start)
+	if res := c.result; res != nil {
+		c.rec.Usage, c.rec.UsageReported = res.Usage, res.UsageReported
+		c.rec.OutputText, c.rec.StopReason, c.rec.ResponseID = res.OutputText, res.StopReason, res.ResponseID
+		c.rec.ContentFiltered = res.ContentFiltered
+		if res.ServedModel != "" {
+			c.rec.ServedModel = res.ServedModel
+		}
+		if !res.UsageReported {
+			c.rec.Usage = c.estimateUsage()
+		}
+		c.price()
+	}
+	c.observe()
+	if c.g.opts.Recorder != nil && c.rec.Team != "" {
+		c.g.opts.Recorder.Record(&c.rec)
+	}
+}
+
+// price computes the call's cost once, from the catalog and the usage: the same figures go
+// to settlement and to the recorded event.
+func (c *call) price() {
+	if c.be == nil || c.op == provider.OpCountTokens {
+		return
+	}
+	pid := c.upstreamModel
+	if c.be.b.Provider == snapshot.ProviderAzureOpenAI && c.rec.ServedModel != "" {
+		pid = c.rec.ServedModel // the deployment name says nothing; the response names the model
+	}
+	p, _ := c.rt.catalog.BackendPrice(c.be.b, c.rec.CanonicalModel, pid)
+	b := cost.Compute(p, c.rec.Usage)
+	c.rec.Cost = record.Cost{InputMicros: b.InputMicros, CacheReadMicros: b.CacheReadMicros, CacheWriteMicros: b.CacheWriteMicros,
+		OutputMicros: b.OutputMicros, TotalMicros: b.TotalMicros, Priced: b.Priced}
+	if !b.Priced {
+		c.g.metrics.Unpriced.WithLabelValues(c.rec.Team, c.rec.CanonicalModel).Inc()
+		return
+	}
+	c.g.metrics.CostMicros.WithLabelValues(c.rec.Team, c.rec.CanonicalModel).Add(float64(b.TotalMicros))
+}
+
+// estimateUsage is the usage of a call whose provider reported none (a stream cut short):
+// input from the request body, output from the text streamed so far, both at 4 bytes per
+// token rounded up (see docs/gateway.md).
+func (c *call) estimateUsage() (u cost.Usage) {
+	u = c.result.Usage
+	if u.InputTokens == 0 && u.CacheReadTokens == 0 && u.CacheWriteTokens() == 0 {
+		u.InputTokens = (int64(len(c.body)) + 3) / 4
+	}
+	if out := (int64(len(c.result.OutputText)) + 3) / 4; out > u.OutputTokens {
+		u.OutputTokens = out
+	}
+	return u
+}
+
+// observe updates the request metrics and writes the access log line.
+func (c *call) observe() {
+	team, route, model := c.rec.Team, "", c.rec.CanonicalModel
+	if c.route != nil {
+		route = c.route.Name
+	}
+	status := c.rec.Status
+	m := c.g.metrics
+	m.Requests.WithLabelValues(team, route, model, string(c.op), statusLabel(status)).Inc()
+	errType := ""
+	if c.rec.Error != nil {
+		errType = c.rec.Error.Type
+	}
+	m.RequestDuration.WithLabelValues(team, route, model, string(c.op), errType).Observe(c.rec.Latency.Seconds())
+	if c.rec.TimeToFirstToken > 0 {
+		m.TimeToFirstToken.WithLabelValues(team, route, model, string(c.op)).Observe(c.rec.TimeToFirstToken.Seconds())
+	}
+	if u := c.rec.Usage; !u.IsZero() {
+		m.TokenUsage.WithLabelValues(team, model, "input").Observe(float64(u.PromptTokens()))
+		m.TokenUsage.WithLabelValues(team, model, "output").Observe(float64(u.OutputTokens))
+	}
+	attrs := []any{"request_id", c.rec.RequestID, "team", team, "op", c.op, "route", route, "model", c.rec.RequestedModel,
+		"status", status, "latency_ms", c.rec.Latency.Milliseconds(), "attempts", len(c.rec.Attempts)}
+	if c.rec.Backend != "" {
+		attrs = append(attrs, "backend", c.rec.Backend)
+	}
+	if c.rec.Error != nil {
+		attrs = append(attrs, "error_type", c.rec.Error.Type, "error", c.rec.Error.Message)
+	}
+	c.g.log.Info("request", attrs...)
+}
+
+func statusLabel(status int) string { return strconv.Itoa(status) }
