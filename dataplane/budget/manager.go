@@ -3,26 +3,42 @@ package budget
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
-// Store is the shared counter store: NewRedisStore (across pods) or NewMemoryStore (standalone).
-type Store interface {
-	Close() error
-	store()
-}
-
 // Options configure a Manager. Zero values pick the documented defaults.
 type Options struct {
-	// Clock defaults to SystemClock.
+	// Clock defaults to SystemClock. Windows, hold expiry and cooldowns read it.
 	Clock Clock
-	// ReservationTTL is how long a hold lives without a refresh (default 60s).
+	// ReservationTTL is how long a hold lives without a refresh (default 60s): a crashed pod's
+	// holds are gone at most this long after it died.
 	ReservationTTL time.Duration
+	// RefreshInterval is how often a pod pushes the expiry of its open calls' holds forward,
+	// in one pipelined call (default ReservationTTL/4).
+	RefreshInterval time.Duration
+	// MaxReservationAge stops refreshing a hold that was never settled (a bug in the caller),
+	// so that it expires instead of leaking (default 2h).
+	MaxReservationAge time.Duration
+	// PollInterval is how often runaway trips are read for teams with open calls, the store is
+	// probed while unreachable and queued settlements are replayed (default 1s).
+	PollInterval time.Duration
+	// StoreTimeout bounds each store call (default DefaultStoreTimeout, 200ms).
+	StoreTimeout time.Duration
+	// SettleMarkerTTL is how long a settlement marker makes a repeated settle a no-op
+	// (default 1h). Queued settlements replayed later than this could count twice.
+	SettleMarkerTTL time.Duration
+	// MaxPendingSettles caps settlements queued while the store is unreachable (default
+	// 100000); the oldest are dropped past it, with a log line and a metric.
+	MaxPendingSettles int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the budget metrics; nil registers nothing.
@@ -31,42 +47,336 @@ type Options struct {
 	PodID string
 }
 
+func (o *Options) defaults() {
+	if o.Clock == nil {
+		o.Clock = SystemClock
+	}
+	if o.ReservationTTL <= 0 {
+		o.ReservationTTL = time.Minute
+	}
+	if o.RefreshInterval <= 0 {
+		o.RefreshInterval = o.ReservationTTL / 4
+	}
+	if o.MaxReservationAge <= 0 {
+		o.MaxReservationAge = 2 * time.Hour
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.StoreTimeout <= 0 {
+		o.StoreTimeout = DefaultStoreTimeout
+	}
+	if o.SettleMarkerTTL <= 0 {
+		o.SettleMarkerTTL = time.Hour
+	}
+	if o.MaxPendingSettles <= 0 {
+		o.MaxPendingSettles = 100_000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// ErrSettleQueued is wrapped by Settle when the store could not be reached: the settlement is
+// queued on this pod and replayed, exactly once, when the store is back. Do not retry it.
+var ErrSettleQueued = errors.New("budget store unavailable, settlement queued for replay")
+
 // Manager admits and settles calls against team budgets. It is safe for concurrent use.
 type Manager struct {
 	store Store
-	opts  Options
+	o     Options
+	clock Clock
+	log   *slog.Logger
+	met   *metrics
+
+	mu      sync.Mutex
+	open    map[string]*Reservation // holds in the store for calls in flight
+	local   map[string]*localTeam   // fail-open allowance use per team
+	outage  map[string]bool         // teams already logged during the current outage
+	pending []*settleArgs           // settlements to replay
+
+	tripMu sync.RWMutex
+	trips  map[string]trip
+
+	ctx       context.Context // canceled by Close: ends background store calls
+	cancel    context.CancelFunc
+	healthy   atomic.Bool
+	probe     chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
-// NewManager returns a manager over store and starts its background loop (refresh of
-// outstanding holds, runaway-trip polling, store health); Close stops it.
+// NewManager returns a manager over store and starts its background loop (refresh of open
+// holds, runaway-trip polling, store probing and replay); Close stops it.
 func NewManager(store Store, opts Options) *Manager {
-	return &Manager{store: store, opts: opts}
+	opts.defaults()
+	m := &Manager{
+		store: store, o: opts, clock: opts.Clock, met: newMetrics(opts.Registerer),
+		log:   opts.Logger.With("component", "budget", "pod", opts.PodID),
+		open:  map[string]*Reservation{}, local: map[string]*localTeam{}, outage: map[string]bool{},
+		trips: map[string]trip{},
+		probe: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.healthy.Store(true)
+	go m.loop()
+	return m
 }
 
-var errTODO = errors.New("budget: not implemented yet")
+// Close stops the background loop and closes the store. Queued settlements that could not
+// be replayed are logged.
+func (m *Manager) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		m.cancel()
+		<-m.done
+		m.mu.Lock()
+		if n := len(m.pending); n > 0 {
+			m.log.Error("budget manager closed with settlements not replayed", "pending", n)
+		}
+		m.mu.Unlock()
+		if e := m.store.Close(); e != nil {
+			err = fmt.Errorf("close budget store: %w", e)
+		}
+	})
+	return err
+}
 
-// Admit reserves the call's worst-case cost and rate-limit capacity, or rejects it with a
-// *LimitError (429) or an *UnavailableError (503, store down and FailClosed).
-func (m *Manager) Admit(ctx context.Context, r Request) (*Reservation, error) { return nil, errTODO }
+// StoreHealthy reports this pod's view of the store (false while it runs on
+// onStoreUnavailable). The gateway shows it on /admin/teams.
+func (m *Manager) StoreHealthy() bool { return m.healthy.Load() }
 
-// Settle charges the call's actual cost and token count and releases its hold. It is
-// idempotent: settling the same reservation again is a no-op.
+// Admit reserves the call's worst-case cost against every spend window of the team and its
+// rate-limit capacity, in one store round trip. It rejects with a *LimitError (429) when a
+// Hard limit would be exceeded, and with an *UnavailableError (503) when the store cannot be
+// reached and the budget is FailClosed. One Admit per RequestID.
+func (m *Manager) Admit(ctx context.Context, r Request) (*Reservation, error) {
+	start := time.Now()
+	defer func() { m.met.admitDuration.Observe(time.Since(start).Seconds()) }()
+	b := r.Budget
+	if b == nil {
+		return nil, fmt.Errorf("admit call of team %s: no budget given", r.Team)
+	}
+	r.EstimateMicros, r.EstimateTokens = max(r.EstimateMicros, 0), max(r.EstimateTokens, 0)
+	now := m.clock.Now()
+	hard, soft := limitsOf(b)
+	if le := m.precheck(r, hard, now); le != nil {
+		return nil, m.reject(r.Team, le)
+	}
+	if r.RequestID == "" {
+		r.RequestID = uuid.NewString()
+	}
+	if !m.healthy.Load() {
+		return m.storeDown(r, hard, now, errors.New("store marked unreachable by the last probe"))
+	}
+	a := m.admitArgs(r, hard, now)
+	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+	res, err := m.store.admit(sctx, a)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("admit call of team %s: %w", r.Team, ctx.Err())
+		}
+		m.storeFailed("admit", err)
+		return m.storeDown(r, hard, now, err)
+	}
+	if res.purged > 0 {
+		m.met.expiries.WithLabelValues(r.Team).Add(float64(res.purged))
+	}
+	if res.code != admitOK {
+		return nil, m.reject(r.Team, m.storeRejection(r, a, res))
+	}
+	rv := &Reservation{
+		ID: r.RequestID, Team: r.Team, HeldMicros: r.EstimateMicros, HeldTokens: r.EstimateTokens,
+		AdmittedAt: now, SoftCrossed: softReached(res.spent, soft), budget: b, minute: a.minute,
+	}
+	m.mu.Lock()
+	m.open[rv.ID] = rv
+	m.met.outstandingHold.Set(float64(len(m.open)))
+	m.mu.Unlock()
+	m.met.admissions.WithLabelValues(r.Team, "admitted").Inc()
+	return rv, nil
+}
+
+func (m *Manager) admitArgs(r Request, hard [4]int64, now time.Time) *admitArgs {
+	minute, el := minuteOf(now)
+	b := r.Budget
+	return &admitArgs{
+		team: r.Team, id: r.RequestID, now: now, expiry: now.Add(m.o.ReservationTTL), keyTTL: 2 * m.o.ReservationTTL,
+		micros: r.EstimateMicros, tokens: r.EstimateTokens, minute: minute, elapsedMs: el,
+		buckets: bucketsAt(now), hard: hard, rpm: b.RequestsPerMinute, tpm: b.TokensPerMinute, conc: b.MaxConcurrent,
+	}
+}
+
+func softReached(spent, soft [4]int64) []string {
+	var out []string
+	for i, w := range windows {
+		if soft[i] > 0 && spent[i] >= soft[i] {
+			out = append(out, SpendLimitName(w))
+		}
+	}
+	return out
+}
+
+func (m *Manager) reject(team string, le *LimitError) error {
+	m.met.admissions.WithLabelValues(team, "rejected").Inc()
+	m.met.rejections.WithLabelValues(team, le.Limit).Inc()
+	return le
+}
+
+// Settle charges the call's actual cost (what the provider billed or, for a cut stream, what
+// was metered) and token count, and releases its hold. It is idempotent: settling the same
+// reservation again, from this pod or after a retry elsewhere with the same id, is a no-op. A
+// settle whose hold already expired still charges the spend exactly once. Spend is charged to
+// the windows current at settlement. When the store is unreachable the settlement is queued and
+// replayed later; the returned error then wraps ErrSettleQueued.
 func (m *Manager) Settle(ctx context.Context, res *Reservation, actualMicros, actualTokens int64) error {
-	return errTODO
+	if res == nil {
+		return nil
+	}
+	start := time.Now()
+	defer func() { m.met.settleDuration.Observe(time.Since(start).Seconds()) }()
+	actualMicros, actualTokens = max(actualMicros, 0), max(actualTokens, 0)
+	now := m.clock.Now()
+	m.mu.Lock()
+	if res.settled {
+		m.mu.Unlock()
+		m.met.settles.WithLabelValues("duplicate").Inc()
+		return nil
+	}
+	res.settled = true
+	delete(m.open, res.ID)
+	m.met.outstandingHold.Set(float64(len(m.open)))
+	if res.FailOpen {
+		m.localSettle(res, actualMicros, now)
+	}
+	m.mu.Unlock()
+
+	minute, el := minuteOf(now)
+	a := &settleArgs{
+		team: res.Team, id: res.ID, now: now, actual: actualMicros, tokenDelta: actualTokens - res.HeldTokens,
+		tpmMinute: res.minute, minute: minute, elapsedMs: el, buckets: bucketsAt(now), runaway: res.budget.Runaway,
+		markerTTL: m.o.SettleMarkerTTL,
+	}
+	_, a.soft = limitsOf(res.budget)
+	if !m.healthy.Load() {
+		m.enqueue(a)
+		return fmt.Errorf("settle reservation %s of team %s: %w", res.ID, res.Team, ErrSettleQueued)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
+	out, err := m.store.settle(sctx, a)
+	cancel()
+	if err != nil {
+		m.storeFailed("settle", err)
+		m.enqueue(a)
+		return fmt.Errorf("settle reservation %s of team %s: %w (%w)", res.ID, res.Team, ErrSettleQueued, err)
+	}
+	m.settled(a, out, res.FailOpen, "charged")
+	return nil
 }
 
-// Suspended reports whether the runaway breaker holds team suspended (fast, cached).
+// settled records the outcome of a settlement that reached the store.
+func (m *Manager) settled(a *settleArgs, out settleResult, failOpen bool, result string) {
+	if out.duplicate {
+		m.met.settles.WithLabelValues("duplicate").Inc()
+		return
+	}
+	if !out.released && !failOpen && result == "charged" {
+		result = "expired_hold"
+	}
+	m.met.settles.WithLabelValues(result).Inc()
+	m.met.settled.WithLabelValues(a.team).Add(float64(a.actual))
+	for i, crossed := range out.softNew {
+		if crossed {
+			m.met.softCrossed.WithLabelValues(a.team, windows[i]).Inc()
+			m.log.Warn("team reached a soft spend limit; calls continue", "team", a.team, "limit", SpendLimitName(windows[i]),
+				"spent", usd(out.spent[i]), "soft_limit", usd(a.soft[i]), "window", a.buckets[i].id)
+		}
+	}
+	if out.tripped {
+		until := time.UnixMilli(out.tripUntil).UTC()
+		m.setTrip(a.team, trip{until: until, at: a.now, rate: out.rate, threshold: a.runaway.SpendPerMinuteMicros})
+		m.met.runawayTrips.WithLabelValues(a.team).Inc()
+		m.log.Warn("runaway breaker tripped: team suspended", "team", a.team, "spend_last_minute", usd(out.rate),
+			"threshold_per_minute", usd(a.runaway.SpendPerMinuteMicros), "until", until)
+	}
+}
+
+// Suspended reports whether the runaway breaker holds team suspended. It reads a cache that
+// the background loop refreshes every PollInterval for teams with open calls, so a trip on
+// any pod shows here within about a second; the proxy uses it to end open streams.
 func (m *Manager) Suspended(team string) (reason string, until time.Time, ok bool) {
-	return "", time.Time{}, false
+	m.tripMu.RLock()
+	t, found := m.trips[team]
+	m.tripMu.RUnlock()
+	if !found || !t.until.After(m.clock.Now()) {
+		return "", time.Time{}, false
+	}
+	return runawayMessage(team, t), t.until, true
+}
+
+func (m *Manager) setTrip(team string, t trip) {
+	m.tripMu.Lock()
+	m.trips[team] = t
+	m.tripMu.Unlock()
 }
 
 // TeamState reads the team's counters for the admin API.
 func (m *Manager) TeamState(ctx context.Context, team string, b *snapshot.Budget) (State, error) {
-	return State{}, errTODO
+	if b == nil {
+		return State{}, fmt.Errorf("read budget state of team %s: no budget given", team)
+	}
+	now := m.clock.Now()
+	st := State{Team: team, Source: b.Source, Suspended: b.Suspended, StoreHealthy: m.healthy.Load()}
+	m.mu.Lock()
+	st.PendingSettles = len(m.pending)
+	m.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+	r, err := m.store.state(sctx, team, now)
+	cancel()
+	if err != nil {
+		m.storeFailed("state", err)
+		return st, fmt.Errorf("read budget state of team %s: %w", team, err)
+	}
+	hard, soft := limitsOf(b)
+	buckets := bucketsAt(now)
+	st.ReservedMicros, st.InFlight = max(r.held, 0), r.inflight
+	st.RequestsLastMinute, st.TokensLastMinute, st.SpendLastMinuteMicros = r.rpm, r.tpm, r.vel
+	if r.trip.until.After(now) {
+		st.RunawayUntil = r.trip.until
+	}
+	for i, w := range windows {
+		ws := WindowState{Window: w, Bucket: buckets[i].id, SpentMicros: r.spent[i], ResetAt: buckets[i].end,
+			HardLimitMicros: hard[i], SoftLimitMicros: soft[i], RemainingMicros: -1}
+		if hard[i] > 0 {
+			ws.RemainingMicros = max(hard[i]-r.spent[i]-st.ReservedMicros, 0)
+		}
+		st.Windows = append(st.Windows, ws)
+	}
+	st.Phase = phaseOf(b.Suspended, !st.RunawayUntil.IsZero(), r.spent, hard, soft)
+	return st, nil
 }
 
-// Close stops the background loop and closes the store.
-func (m *Manager) Close() error { return m.store.Close() }
-
-// EstimateInputTokens estimates a request body's input tokens, conservatively.
-func EstimateInputTokens(op string, body []byte) int64 { return int64(len(body))/3 + 1 }
+// phaseOf orders the phases by what a caller sees first: the kill switch, the runaway
+// breaker, an exhausted Hard limit, a reached Soft limit.
+func phaseOf(suspended, runaway bool, spent, hard, soft [4]int64) string {
+	switch {
+	case suspended:
+		return PhaseSuspended
+	case runaway:
+		return PhaseRunawayTripped
+	}
+	for i := range spent {
+		if hard[i] > 0 && spent[i] >= hard[i] {
+			return PhaseExhausted
+		}
+	}
+	for i := range spent {
+		if soft[i] > 0 && spent[i] >= soft[i] {
+			return PhaseSoftLimitReached
+		}
+	}
+	return PhaseActive
+}

@@ -1,0 +1,289 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
+)
+
+// failOpenRetryAfter is the retry-after of a call rejected because the fail-open allowance is
+// used up: the store may be back by then.
+const failOpenRetryAfter = 5 * time.Second
+
+// localTeam is a team's use of this pod's fail-open allowance: the spend of each current
+// window (reset when the window rolls over) and the holds of its fail-open calls in flight.
+type localTeam struct {
+	held   int64
+	bucket [4]string
+	spent  [4]int64
+}
+
+func (m *Manager) localTeam(team string, now time.Time) *localTeam {
+	lt := m.local[team]
+	if lt == nil {
+		lt = &localTeam{}
+		m.local[team] = lt
+	}
+	for i, b := range bucketsAt(now) {
+		if lt.bucket[i] != b.id {
+			lt.bucket[i], lt.spent[i] = b.id, 0
+		}
+	}
+	return lt
+}
+
+// failOpenAllowance is the spend a team may make per window on this pod while the store is
+// unreachable: Budget.FailOpenAllowanceMicros, or 1% of its smallest Hard limit. A budget with
+// no Hard limit has nothing to protect: -1, no cap.
+func failOpenAllowance(b *snapshot.Budget, hard [4]int64) int64 {
+	if b.FailOpenAllowanceMicros > 0 {
+		return b.FailOpenAllowanceMicros
+	}
+	least := int64(-1)
+	for _, h := range hard {
+		if h > 0 && (least < 0 || h < least) {
+			least = h
+		}
+	}
+	if least < 0 {
+		return -1
+	}
+	return least / 100
+}
+
+// storeDown decides a call the store could not: FailClosed rejects (503), FailOpen admits
+// against this pod's allowance. Each team is logged once per outage.
+func (m *Manager) storeDown(r Request, hard [4]int64, now time.Time, cause error) (*Reservation, error) {
+	b := r.Budget
+	failOpen := b.OnStoreUnavailable == snapshot.FailOpen
+	m.mu.Lock()
+	first := !m.outage[r.Team]
+	m.outage[r.Team] = true
+	m.mu.Unlock()
+	if first {
+		m.log.Error("budget store unreachable: applying onStoreUnavailable", "team", r.Team,
+			"policy", b.OnStoreUnavailable, "error", cause)
+	}
+	if !failOpen {
+		m.met.admissions.WithLabelValues(r.Team, "unavailable").Inc()
+		return nil, &UnavailableError{Team: r.Team, Err: cause}
+	}
+	allow := failOpenAllowance(b, hard)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	lt := m.localTeam(r.Team, now)
+	if allow >= 0 {
+		for i := range windows {
+			if hard[i] > 0 && lt.spent[i]+lt.held+r.EstimateMicros > allow {
+				return nil, m.reject(r.Team, &LimitError{
+					Limit: LimitFailOpenAllowance, Retryable: true, RetryAfter: failOpenRetryAfter,
+					Message: fmt.Sprintf("the budget store is unreachable and team %s has used its fail-open allowance of %s per window on this gateway pod; retry shortly",
+						r.Team, usd(allow)),
+				})
+			}
+		}
+	}
+	lt.held += r.EstimateMicros
+	m.met.admissions.WithLabelValues(r.Team, "fail_open").Inc()
+	m.met.failOpenAdmits.WithLabelValues(r.Team).Inc()
+	minute, _ := minuteOf(now)
+	return &Reservation{ID: r.RequestID, Team: r.Team, HeldMicros: r.EstimateMicros, HeldTokens: r.EstimateTokens,
+		FailOpen: true, AdmittedAt: now, budget: b, minute: minute}, nil
+}
+
+// localSettle releases a fail-open hold and charges the spend to the local allowance; the
+// caller holds mu. The store is charged separately (directly or by replay).
+func (m *Manager) localSettle(res *Reservation, actual int64, now time.Time) {
+	lt := m.localTeam(res.Team, now)
+	lt.held -= res.HeldMicros
+	for i := range lt.spent {
+		lt.spent[i] += actual
+	}
+}
+
+// storeFailed counts a failed store call and asks the loop to probe the store now.
+func (m *Manager) storeFailed(op string, err error) {
+	m.met.storeErrors.WithLabelValues(op).Inc()
+	m.log.Debug("budget store call failed", "op", op, "error", err)
+	select {
+	case m.probe <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue keeps a settlement for replay, dropping the oldest past MaxPendingSettles.
+func (m *Manager) enqueue(a *settleArgs) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.pending) >= m.o.MaxPendingSettles {
+		m.met.settles.WithLabelValues("dropped").Inc()
+		m.log.Error("budget settlement queue full: dropping the oldest settlement", "team", m.pending[0].team,
+			"reservation", m.pending[0].id, "spend", usd(m.pending[0].actual))
+		m.pending = m.pending[1:]
+	}
+	m.pending = append(m.pending, a)
+	m.met.settles.WithLabelValues("queued").Inc()
+	m.met.pendingSettles.Set(float64(len(m.pending)))
+}
+
+// loop runs the background work until Close.
+func (m *Manager) loop() {
+	defer close(m.done)
+	poll := time.NewTicker(m.o.PollInterval)
+	defer poll.Stop()
+	refresh := time.NewTicker(m.o.RefreshInterval)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.probe:
+			m.checkStore()
+		case <-poll.C:
+			if !m.healthy.Load() {
+				m.checkStore()
+			}
+			m.replay()
+			m.pollTrips()
+		case <-refresh.C:
+			m.refreshHolds()
+		}
+	}
+}
+
+func (m *Manager) withTimeout() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(m.ctx, m.o.StoreTimeout)
+}
+
+// checkStore pings the store and flips the health flag on a change.
+func (m *Manager) checkStore() {
+	ctx, cancel := m.withTimeout()
+	err := m.store.ping(ctx)
+	cancel()
+	if err != nil {
+		m.met.storeErrors.WithLabelValues("ping").Inc()
+		if m.healthy.Swap(false) {
+			m.met.storeUp.Set(0)
+			m.log.Error("budget store unreachable: calls follow their budget's onStoreUnavailable until it is back", "error", err)
+		}
+		return
+	}
+	if !m.healthy.Swap(true) {
+		m.met.storeUp.Set(1)
+		m.mu.Lock()
+		clear(m.outage)
+		n := len(m.pending)
+		m.mu.Unlock()
+		m.log.Info("budget store reachable again: shared counting resumes", "pending_settles", n)
+		m.replay()
+	}
+}
+
+// replay charges queued settlements to the store, oldest first, until one fails. Each keeps
+// its reservation id, so the settlement marker makes a settlement that had in fact reached the
+// store before its error a no-op. Spend goes to the windows of its original settlement; the
+// runaway breaker is not fed with old spend.
+func (m *Manager) replay() {
+	for m.healthy.Load() {
+		m.mu.Lock()
+		if len(m.pending) == 0 {
+			m.mu.Unlock()
+			return
+		}
+		a := m.pending[0]
+		m.pending = m.pending[1:]
+		m.met.pendingSettles.Set(float64(len(m.pending)))
+		m.mu.Unlock()
+		r := *a
+		r.runaway = nil
+		ctx, cancel := m.withTimeout()
+		out, err := m.store.settle(ctx, &r)
+		cancel()
+		if err != nil {
+			m.met.storeErrors.WithLabelValues("replay").Inc()
+			m.mu.Lock()
+			m.pending = append([]*settleArgs{a}, m.pending...)
+			m.met.pendingSettles.Set(float64(len(m.pending)))
+			m.mu.Unlock()
+			m.storeFailed("replay", err)
+			return
+		}
+		m.settled(&r, out, true, "replayed")
+	}
+}
+
+// refreshHolds pushes the expiry of the open calls' holds forward in one pipelined call.
+// Holds older than MaxReservationAge are let go (the caller never settled them).
+func (m *Manager) refreshHolds() {
+	if !m.healthy.Load() {
+		return
+	}
+	now := m.clock.Now()
+	m.mu.Lock()
+	holds := make([]holdRef, 0, len(m.open))
+	for id, r := range m.open {
+		if now.Sub(r.AdmittedAt) > m.o.MaxReservationAge {
+			delete(m.open, id)
+			m.log.Error("reservation never settled: letting its hold expire", "team", r.Team, "reservation", id,
+				"admitted_at", r.AdmittedAt)
+			continue
+		}
+		if !r.FailOpen {
+			holds = append(holds, holdRef{team: r.Team, id: id})
+		}
+	}
+	m.mu.Unlock()
+	ctx, cancel := m.withTimeout()
+	defer cancel()
+	if err := m.store.refresh(ctx, holds, now.Add(m.o.ReservationTTL), 2*m.o.ReservationTTL); err != nil {
+		m.storeFailed("refresh", err)
+	}
+}
+
+// pollTrips reads the runaway trips of the teams with open calls (and of those known to be
+// tripped), so that Suspended reports a trip made on another pod.
+func (m *Manager) pollTrips() {
+	if !m.healthy.Load() {
+		return
+	}
+	seen := map[string]bool{}
+	var teams []string
+	m.mu.Lock()
+	for _, r := range m.open {
+		if !seen[r.Team] {
+			seen[r.Team] = true
+			teams = append(teams, r.Team)
+		}
+	}
+	m.mu.Unlock()
+	m.tripMu.RLock()
+	for t := range m.trips {
+		if !seen[t] {
+			seen[t] = true
+			teams = append(teams, t)
+		}
+	}
+	m.tripMu.RUnlock()
+	if len(teams) == 0 {
+		return
+	}
+	ctx, cancel := m.withTimeout()
+	got, err := m.store.trips(ctx, teams)
+	cancel()
+	if err != nil {
+		m.storeFailed("trips", err)
+		return
+	}
+	now := m.clock.Now()
+	m.tripMu.Lock()
+	defer m.tripMu.Unlock()
+	for _, t := range teams {
+		if tr, ok := got[t]; ok && tr.until.After(now) {
+			m.trips[t] = tr
+		} else {
+			delete(m.trips, t)
+		}
+	}
+}
