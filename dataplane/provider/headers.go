@@ -145,3 +145,11 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// StatusMessage is the message of an error response whose body says nothing usable.
+func StatusMessage(status int) string {
+	if t := http.StatusText(status); t != "" {
+		return fmt.Sprintf("upstream returned HTTP %d %s", status, t)
+	}
+	return fmt.Sprintf("upstream returned HTTP %d", status)
+}

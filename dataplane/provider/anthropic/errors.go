@@ -34,7 +34,7 @@ func Classify(status int, header http.Header, body []byte, now time.Time) *provi
 		Header:     header.Clone(),
 	}
 	if e.Message == "" {
-		e.Message = http.StatusText(status)
+		e.Message = provider.StatusMessage(status)
 	}
 	e.Class = ErrorClass(status, e.Type, obj.Get("details.error_code").String(), e.Message)
 	return e

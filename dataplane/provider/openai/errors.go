@@ -39,7 +39,7 @@ func Classify(status int, header http.Header, body []byte, now time.Time) *provi
 		e.Type = typ
 	}
 	if e.Message == "" {
-		e.Message = http.StatusText(status)
+		e.Message = provider.StatusMessage(status)
 	}
 	e.Class, e.ContentPolicy = classify(status, code, typ)
 	return e
