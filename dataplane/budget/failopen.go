@@ -177,8 +177,8 @@ func (m *Manager) checkStore() {
 		n := len(m.pending)
 		m.mu.Unlock()
 		m.log.Info("budget store reachable again: shared counting resumes", "pending_settles", n)
-		m.replay()
 	}
+	m.replay()
 }
 
 // replay charges queued settlements to the store, oldest first, until one fails. Each keeps

@@ -37,7 +37,7 @@ func (m *Manager) precheck(r Request, hard [4]int64, now time.Time) *LimitError 
 		if hard[i] > 0 && r.EstimateMicros > hard[i] {
 			return &LimitError{Limit: SpendLimitName(w),
 				Message: fmt.Sprintf("this call may cost up to %s, more than the whole %s spend limit of %s of team %s; lower max_tokens or shorten the input",
-					usd(r.EstimateMicros), strings.ToLower(w), usd(hard[i]), r.Team)}
+					usd(r.EstimateMicros), adjective(w), usd(hard[i]), r.Team)}
 		}
 	}
 	if _, until, ok := m.Suspended(r.Team); ok {

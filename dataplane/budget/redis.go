@@ -42,6 +42,9 @@ func NewRedisStore(url string) (*RedisStore, error) {
 	opts.WriteTimeout = DefaultStoreTimeout
 	opts.PoolTimeout = DefaultStoreTimeout
 	opts.ContextTimeoutEnabled = true
+	// Fail fast while Redis is down: the Manager probes it in the background instead.
+	opts.DialerRetries = 1
+	opts.DialerRetryTimeout = 10 * time.Millisecond
 	// Both scripts are idempotent per reservation id, so one retry on a broken pooled
 	// connection (e.g. after a Redis restart) is safe.
 	opts.MaxRetries = 1
