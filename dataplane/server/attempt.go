@@ -121,22 +121,13 @@ func shuffleWeighted(ts []target) {
 	}
 }
 
-// newCall builds the provider call for one backend: the model id it wants, set in the body
-// only when it differs from what the client sent.
-func (c *call) newCall(be *backendRT) (*provider.Call, error) {
-	pc := &provider.Call{
+// newCall builds the provider call for one backend with the model id it wants; the adapter
+// writes it into the body when it differs from the client's (provider.EnsureModel).
+func (c *call) newCall(be *backendRT) *provider.Call {
+	return &provider.Call{
 		Op: c.op, Stream: c.info.Stream, Body: c.body, Header: c.r.Header, RawQuery: c.r.URL.RawQuery,
-		ClientWantsUsage: c.clientWantsUsage,
+		ClientWantsUsage: c.clientWantsUsage, Model: be.adapter.UpstreamModel(c.rec.CanonicalModel, c.info.Model),
 	}
-	pc.Model = be.adapter.UpstreamModel(c.rec.CanonicalModel, c.info.Model)
-	if pc.Model != c.info.Model {
-		body, err := provider.SetModel(c.body, pc.Model)
-		if err != nil {
-			return nil, err
-		}
-		pc.Body = body
-	}
-	return pc, nil
 }
 
 // skipReason says why a target is not tried, "" when it may be. It must be the last check
@@ -172,11 +163,7 @@ func (c *call) attemptLoop() {
 		if tried >= maxAttempts {
 			break
 		}
-		pc, err := c.newCall(t.be)
-		if err != nil {
-			c.fail(errInvalidRequest(err.Error(), "model"), 0)
-			return
-		}
+		pc := c.newCall(t.be)
 		if kind, reason := c.skipReason(i, t.be, pc); kind != "" {
 			c.skip(t.be, pc, kind, reason)
 			kinds = append(kinds, kind)
@@ -199,11 +186,7 @@ func (c *call) attemptLoop() {
 		// Every eligible backend is open: probe the one that failed least recently.
 		be := slices.MinFunc(open, func(a, b *backendRT) int { return a.breaker.lastFailed().Compare(b.breaker.lastFailed()) })
 		be.breaker.ForceProbe()
-		pc, err := c.newCall(be)
-		if err != nil {
-			c.fail(errInvalidRequest(err.Error(), "model"), 0)
-			return
-		}
+		pc := c.newCall(be)
 		if aerr := c.attempt(be, pc, false); aerr == nil || !c.failsOver(aerr) {
 			return
 		} else {

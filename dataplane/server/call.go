@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthog/llm-gateway/dataplane/budget"
 	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/record"
@@ -35,6 +36,7 @@ type call struct {
 	// be and upstreamModel are the backend and provider model id of the last attempt.
 	be            *backendRT
 	upstreamModel string
+	reservation   *budget.Reservation
 	result        *provider.Result
 	committed     bool // status and headers were written to the client
 	events        int  // stream events written to the client
@@ -121,6 +123,9 @@ func (c *call) serve() {
 		return
 	}
 	c.rec.RequestBody = c.body
+	if !c.admit() {
+		return
+	}
 	c.attemptLoop()
 }
 
@@ -181,6 +186,7 @@ func (c *call) finish() {
 		}
 		c.price()
 	}
+	c.settle()
 	c.observe()
 	if c.g.opts.Recorder != nil && c.rec.Team != "" {
 		c.g.opts.Recorder.Record(&c.rec)

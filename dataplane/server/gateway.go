@@ -38,6 +38,8 @@ type Options struct {
 	NewAdapter func(b *snapshot.Backend) (provider.Adapter, error)
 	// Catalog is the price catalog before per-backend overrides; catalog.Default() when nil.
 	Catalog *catalog.Catalog
+	// Budget admits and settles calls when set (dataplane/budget).
+	Budget Budget
 	// Recorder receives every call when set (dataplane/record).
 	Recorder record.CallRecorder
 	// MaxBodyBytes bounds request bodies read before the route is known; DefaultMaxBodyBytes when 0.
@@ -200,6 +202,9 @@ func (g *Gateway) killSuspendedStreams(rt *Runtime) {
 		}
 	}
 }
+
+// SetDraining turns readiness false; the pod still serves what reaches it.
+func (g *Gateway) SetDraining() { g.draining.Store(true) }
 
 // Drain stops the pod gracefully: readiness goes false, open streams may run to completion
 // until ctx ends, then the remaining ones get a terminal error event. It returns when every
