@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -658,25 +659,26 @@ func (e *evt) main(final, hops int) []byte {
 	if len(ev) <= e.b.maxEventBytes {
 		return ev
 	}
-	// Too big for capture: truncate the output, then the input, then the tools, keeping a
-	// prefix of each as a JSON string (posthog-ai-events.md section 6.4).
+	// Too big for capture: share what is left between the output, the input and the tools
+	// (small ones stay whole, the large ones are cut to an equal share), keeping a prefix of
+	// each cut one as a JSON string (posthog-ai-events.md section 6.4).
 	const flagsSlack = 256
 	avail := e.b.maxEventBytes - (len(ev) - len(hv.input) - len(hv.output) - len(hv.tools)) - flagsSlack
 	fields := []*[]byte{&hv.output, &hv.input, &hv.tools}
+	order := []int{0, 1, 2}
+	sort.Slice(order, func(i, j int) bool { return len(*fields[order[i]]) < len(*fields[order[j]]) })
 	trunc := [3]bool{}
-	for i, f := range fields {
-		total := len(hv.output) + len(hv.input) + len(hv.tools)
-		if total <= avail {
-			break
-		}
-		if *f == nil {
+	remaining := avail
+	for n, i := range order {
+		f := fields[i]
+		share := remaining / (len(order) - n)
+		if *f == nil || len(*f) <= share {
+			remaining -= len(*f)
 			continue
 		}
-		allow := avail - (total - len(*f))
-		if len(*f) > allow {
-			*f = truncateJSON(*f, allow)
-			trunc[i] = true
-		}
+		*f = truncateJSON(*f, share)
+		trunc[i] = true
+		remaining -= len(*f)
 	}
 	return write(hv, trunc[1], trunc[0], trunc[2])
 }
