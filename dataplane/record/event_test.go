@@ -149,7 +149,7 @@ func scenarios() map[string]*Call {
 				{
 					Backend: "llm/bedrock", Provider: "bedrock", BaseURL: "https://bedrock-runtime.us-east-1.amazonaws.com",
 					RequestURL: "https://bedrock-runtime.us-east-1.amazonaws.com/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke",
-					Model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0", Start: t0.Add(410 * time.Millisecond),
+					Model:      "us.anthropic.claude-sonnet-4-5-20250929-v1:0", Start: t0.Add(410 * time.Millisecond),
 					Latency: 2080 * time.Millisecond, Status: 200,
 				},
 			},
