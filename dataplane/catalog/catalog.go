@@ -285,18 +285,18 @@ func (s *seed) bedrockPrice(region, providerModelID, canonical string) (Price, b
 	return Price{}, false
 }
 
-// bedrockBaseFor finds the Bedrock base model id of an Anthropic model: exact, then the newest
-// dated version of an undated or -latest name.
+// bedrockBaseFor finds the Bedrock base model id of an Anthropic model like group.lookup:
+// exact, then date-stripped, then (for an undated or -latest name) the newest dated model.
 func (s *seed) bedrockBaseFor(model string) (string, bool) {
 	if b, ok := s.bedrockBase[model]; ok {
 		return b, true
 	}
-	if IsDated(model) {
-		return "", false
-	}
 	fam := Undated(model)
 	if b, ok := s.bedrockBase[fam]; ok {
 		return b, true
+	}
+	if IsDated(model) {
+		return "", false
 	}
 	b, ok := s.bedrockNewest[fam]
 	return b, ok

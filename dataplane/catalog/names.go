@@ -8,7 +8,7 @@ import "strings"
 // Canonicalize rewrites a model name a client or a provider may use into the provider's own
 // API id form, without changing which model (or snapshot) it names:
 //
-//   - surrounding spaces and an OpenRouter "~" are dropped;
+//   - surrounding spaces and OpenRouter's "~" ("~anthropic/…") are dropped;
 //   - provider prefixes are stripped: "anthropic/", "openai/", "azure/" (and Azure's
 //     deployment-type forms "azure/eu/…", "azure/global-standard/…"), "bedrock/" (and
 //     "bedrock/converse/…", "bedrock/us-east-1/…");
@@ -24,7 +24,9 @@ import "strings"
 // some providers (OpenAI fine-tune ids).
 func Canonicalize(name string) string {
 	s := strings.TrimSpace(name)
-	s = strings.TrimPrefix(s, "~")
+	if strings.HasPrefix(s, "~anthropic/") || strings.HasPrefix(s, "~openai/") {
+		s = s[1:]
+	}
 	if strings.HasPrefix(s, "arn:") {
 		if i := strings.LastIndexByte(s, '/'); i >= 0 {
 			s = s[i+1:]
@@ -48,10 +50,10 @@ func Canonicalize(name string) string {
 	if strings.HasPrefix(s, "claude-") {
 		s = dashDottedVersions(s)
 	}
-	if i := strings.IndexByte(s, '@'); i > 0 && strings.HasPrefix(s, "claude-") {
-		s = s[:i] + "-" + s[i+1:]
+	if strings.HasPrefix(s, "claude-") {
+		s = vertexDate(s)
 	}
-	return s
+	return strings.TrimSpace(s)
 }
 
 // dashDottedVersions turns "4.5" into "4-5" (a dot between two digits).
@@ -66,6 +68,14 @@ func dashDottedVersions(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// vertexDate turns a trailing "@YYYYMMDD" into "-YYYYMMDD".
+func vertexDate(s string) string {
+	if n := len(s); n > 9 && s[n-9] == '@' && allDigits(s[n-8:]) {
+		return s[:n-9] + "-" + s[n-8:]
+	}
+	return s
 }
 
 // ParseBedrockID splits a Bedrock Anthropic model or inference-profile id into its geo prefix
@@ -98,9 +108,7 @@ func ParseBedrockID(id string) (geo, model string, ok bool) {
 	if j := strings.LastIndex(m, "-v"); j > 0 && allDigits(m[j+2:]) {
 		m = m[:j]
 	}
-	if j := strings.IndexByte(m, '@'); j > 0 {
-		m = m[:j] + "-" + m[j+1:]
-	}
+	m = vertexDate(m)
 	if !strings.HasPrefix(m, "claude") {
 		return "", "", false
 	}

@@ -239,7 +239,7 @@ func (f family) fill(r *Rates) {
 type seed struct {
 	anthropic group // litellm_provider anthropic, keyed by Anthropic API id
 	openai    group // openai + text-completion-openai, keyed by OpenAI API id
-	azure     group // azure, keyed without the "azure/" prefix ("gpt-4o", "eu/gpt-4o-2024-08-06")
+	azure     group // azure, keyed without "azure/" ("gpt-4o", "eu/gpt-4o-2024-08-06"), plus OpenAI spellings
 	bedrock   group // bedrock + bedrock_converse, keyed by the full key
 	// bedrockBase maps an Anthropic API id to the Bedrock base model id of the same model
 	// (from the seed's keys), e.g. claude-sonnet-4-5-20250929 ->
@@ -277,7 +277,11 @@ func (s *seed) add(key, provider, mode string, p Price) {
 	case "openai", "text-completion-openai":
 		s.openai.byKey[key] = e
 	case "azure":
-		s.azure.byKey[strings.TrimPrefix(key, "azure/")] = e
+		k, prefixed := strings.CutPrefix(key, "azure/")
+		if _, dup := s.azure.byKey[k]; dup && !prefixed {
+			return // "azure/<k>" is the canonical spelling and wins over a bare duplicate
+		}
+		s.azure.byKey[k] = e
 	case "bedrock", "bedrock_converse":
 		s.bedrock.byKey[key] = e
 		if strings.Contains(key, "/") || strings.Contains(key, "@") {
@@ -299,8 +303,18 @@ func betterBase(key, provider, cur, curProvider string) bool {
 	return key > cur
 }
 
-// finish builds the family indexes.
+// finish builds the derived indexes.
 func (s *seed) finish() {
+	// Lookups use OpenAI spelling: also key Azure's dotless names ("gpt-35-turbo-16k") by it,
+	// unless the seed lists that spelling itself. Regional and deployment-type forms
+	// ("eu/gpt-4o-2024-08-06") keep their sub-path and never match a plain name.
+	for k, e := range s.azure.byKey {
+		if c := Canonicalize(k); c != k && !strings.Contains(k, "/") {
+			if _, ok := s.azure.byKey[c]; !ok {
+				s.azure.byKey[c] = e
+			}
+		}
+	}
 	for _, g := range []*group{&s.anthropic, &s.openai, &s.azure} {
 		for key, e := range g.byKey {
 			if !e.price.Priced || !IsDated(key) {
