@@ -157,9 +157,14 @@ func (m *Manager) withTimeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(m.ctx, m.o.StoreTimeout)
 }
 
-// checkStore pings the store and flips the health flag on a change.
+// probeTimeoutFactor: the probe that decides to skip the store altogether waits longer than
+// one call does, so that a slow moment does not take the store out of the path.
+const probeTimeoutFactor = 5
+
+// checkStore pings the store, flips the health flag on a change and replays queued
+// settlements while the store is reachable.
 func (m *Manager) checkStore() {
-	ctx, cancel := m.withTimeout()
+	ctx, cancel := context.WithTimeout(m.ctx, probeTimeoutFactor*m.o.StoreTimeout)
 	err := m.store.ping(ctx)
 	cancel()
 	if err != nil {

@@ -113,8 +113,8 @@ func NewManager(store Store, opts Options) *Manager {
 	opts.defaults()
 	m := &Manager{
 		store: store, o: opts, clock: opts.Clock, met: newMetrics(opts.Registerer),
-		log:   opts.Logger.With("component", "budget", "pod", opts.PodID),
-		open:  map[string]*Reservation{}, local: map[string]*localTeam{}, outage: map[string]bool{},
+		log:  opts.Logger.With("component", "budget", "pod", opts.PodID),
+		open: map[string]*Reservation{}, local: map[string]*localTeam{}, outage: map[string]bool{},
 		trips: map[string]trip{},
 		probe: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
