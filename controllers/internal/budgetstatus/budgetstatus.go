@@ -193,11 +193,13 @@ func keysFor(team string) teamKeys {
 	return teamKeys{base: "llmgw:{" + teamEscaper.Replace(team) + "}:"}
 }
 
-func (k teamKeys) spend(window, bucket string) string { return k.base + "spend:" + window + ":" + bucket }
-func (k teamKeys) res() string                        { return k.base + "res" }
-func (k teamKeys) resAmt() string                     { return k.base + "resamt" }
-func (k teamKeys) held() string                       { return k.base + "held" }
-func (k teamKeys) trip() string                       { return k.base + "trip" }
+func (k teamKeys) spend(window, bucket string) string {
+	return k.base + "spend:" + window + ":" + bucket
+}
+func (k teamKeys) res() string    { return k.base + "res" }
+func (k teamKeys) resAmt() string { return k.base + "resamt" }
+func (k teamKeys) held() string   { return k.base + "held" }
+func (k teamKeys) trip() string   { return k.base + "trip" }
 
 // BucketID names the window of kind w containing t, as in the spend keys: "2025-01-29T10"
 // (Hour), "2025-01-29" (Day), "2025-W05" (ISO week), "2025-01" (Month). All UTC.
