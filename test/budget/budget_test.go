@@ -122,4 +122,3 @@ func TestConcurrentPodsNeverExceedHardLimit(t *testing.T) {
 		})
 	}
 }
-
