@@ -113,13 +113,13 @@ type RouteBackend struct {
 
 // FailoverPolicy of a route.
 type FailoverPolicy struct {
-	// On lists the failure classes that move a call to the next target. Default: all of them.
-	// Client errors (4xx), content-policy results, the gateway's own limits and client
-	// cancellation never fail over.
+	// Classes lists the failure classes that move a call to the next target. Default: all of
+	// them. Client errors (4xx), content-policy results, the gateway's own limits and client
+	// cancellation never fail over. (Not named "on": YAML 1.1 reads an unquoted on: key as true.)
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=8
-	On []FailoverClass `json:"on,omitempty"`
+	Classes []FailoverClass `json:"classes,omitempty"`
 	// MaxAttempts bounds attempts per call across all targets. Default: the number of
 	// backends.
 	// +optional

@@ -48,6 +48,7 @@ type Product string
 // +kubebuilder:validation:XValidation:rule="!has(self.canaryPercent) || self.stage == 'Canary'",message="canaryPercent is only allowed with stage Canary"
 // +kubebuilder:validation:XValidation:rule="self.stage != 'Canary' || has(self.canaryPercent)",message="stage Canary needs canaryPercent"
 // +kubebuilder:validation:XValidation:rule="self.stage == 'Gateway' || has(self.legacy)",message="stages Legacy and Canary need legacy.upstream"
+// +kubebuilder:validation:XValidation:rule="(has(self.products) && size(self.products) > 0) || (has(self.apiKeys) && size(self.apiKeys) > 0)",message="a team needs at least one product or API key to be recognised"
 type TeamRolloutSpec struct {
 	// Team name; TeamBudgets and recorded events refer to it.
 	// +kubebuilder:validation:MinLength=1
