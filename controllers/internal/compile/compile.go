@@ -274,7 +274,9 @@ func newVerdict(kind Kind, o interface {
 	return &verdict{key: ObjectKey{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName()}, generation: o.GetGeneration()}
 }
 
-func (v *verdict) invalidf(format string, a ...any) { v.invalid = append(v.invalid, fmt.Sprintf(format, a...)) }
+func (v *verdict) invalidf(format string, a ...any) {
+	v.invalid = append(v.invalid, fmt.Sprintf(format, a...))
+}
 
 func (v *verdict) reject(reason, format string, a ...any) {
 	if v.rejected == nil {
