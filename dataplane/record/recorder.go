@@ -54,8 +54,10 @@ type Recorder struct {
 
 	degraded atomic.Bool
 	queue    chan []Entry
-	queueMu  sync.RWMutex // guards queue against sends after close
-	closed   bool
+	// pending counts calls queued in memory or being moved from the queue to the outbox.
+	pending atomic.Int64
+	queueMu sync.RWMutex // guards queue against sends after close
+	closed  bool
 
 	cancel    context.CancelFunc
 	shipDone  chan struct{}
@@ -164,11 +166,13 @@ func (r *Recorder) enqueue(entries []Entry) {
 		}
 		return
 	}
+	r.pending.Add(1)
 	select {
 	case r.queue <- entries:
 		r.m.events.WithLabelValues("queued").Add(float64(len(entries)))
 		r.m.queueLen.Set(float64(len(r.queue)))
 	default:
+		r.pending.Add(-1)
 		r.drop("dropped_queue_full", len(entries), errors.New("memory queue full"))
 	}
 }
@@ -191,8 +195,22 @@ func (r *Recorder) drain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case entries := <-r.queue:
-			r.drainOne(ctx, entries)
+			if r.drainOne(ctx, entries) {
+				r.pending.Add(-1)
+			} else {
+				r.requeue(entries)
+			}
 		}
+	}
+}
+
+// requeue puts back a call whose append was interrupted by shutdown.
+func (r *Recorder) requeue(entries []Entry) {
+	select {
+	case r.queue <- entries:
+	default:
+		r.pending.Add(-1)
+		r.drop("dropped_queue_full", len(entries), errors.New("memory queue full"))
 	}
 }
 
@@ -265,13 +283,19 @@ func (r *Recorder) sample(ctx context.Context) {
 
 // Flush ships everything recorded so far (memory queue included) or returns ctx's error.
 func (r *Recorder) Flush(ctx context.Context) error {
-	for len(r.queue) > 0 && ctx.Err() == nil {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for r.pending.Load() > 0 {
 		select {
 		case entries := <-r.queue:
 			if !r.drainOne(ctx, entries) {
-				return ctx.Err()
+				r.requeue(entries)
+				return fmt.Errorf("flush events: %w", ctx.Err())
 			}
-		default:
+			r.pending.Add(-1)
+		case <-ctx.Done():
+			return fmt.Errorf("flush events: %w", ctx.Err())
+		case <-t.C: // the drainer holds the last ones
 		}
 	}
 	if err := r.shipper.Flush(ctx); err != nil {
@@ -299,10 +323,11 @@ func (r *Recorder) Close(ctx context.Context) error {
 		<-r.shipDone
 		<-r.drainDone
 		<-r.statsDone
-		// Queued calls the drainer did not take: best effort into the outbox.
+		// Queued calls not in the outbox yet: one last try each.
 		for {
 			select {
 			case entries := <-r.queue:
+				r.pending.Add(-1)
 				if aerr := r.append(entries); aerr != nil {
 					r.drop("dropped_queue_full", len(entries), aerr)
 				}

@@ -86,6 +86,8 @@ type Shipper struct {
 	mu       sync.Mutex
 	inflight map[string]struct{}
 	reading  bool
+
+	readLog rateLog
 }
 
 func newShipper(ob Outbox, remote, local Transport, opts ShipperOptions, m *metrics) *Shipper {
@@ -159,7 +161,9 @@ func (s *Shipper) fill(ctx context.Context) {
 		entries, err := s.outbox.Read(ctx, min(room, s.opts.BatchSize*s.opts.Workers*2))
 		if err != nil && ctx.Err() == nil {
 			s.m.outboxErrors.WithLabelValues("read").Inc()
-			s.log.Error("record: read outbox", "err", err)
+			if s.readLog.allow(10 * time.Second) {
+				s.log.Error("record: read outbox", "err", err)
+			}
 		}
 		s.mu.Lock()
 		fresh := entries[:0]
@@ -268,8 +272,10 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 		}
 		s.m.batches.WithLabelValues("retry").Inc()
 		wait := s.backoff(attempt, se.RetryAfter)
-		s.log.Warn("record: sending events failed; retrying", "err", err, "events", len(b),
-			"host", dest.Host, "attempt", attempt+1, "retry_in", wait)
+		if attempt%10 == 0 {
+			s.log.Warn("record: sending events failed; retrying", "err", err, "events", len(b),
+				"host", dest.Host, "attempt", attempt+1, "retry_in", wait)
+		}
 		select {
 		case <-ctx.Done():
 			return
