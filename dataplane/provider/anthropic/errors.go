@@ -47,8 +47,8 @@ func StreamError(root gjson.Result, raw []byte) *provider.UpstreamError {
 	obj := root.Get("error")
 	e := &provider.UpstreamError{
 		Status:  http.StatusOK,
-		Type:    obj.Get("type").String(),
-		Message: obj.Get("message").String(),
+		Type:    strings.Clone(obj.Get("type").String()),
+		Message: strings.Clone(obj.Get("message").String()),
 		Body:    append([]byte(nil), raw...),
 	}
 	e.Class = ErrorClass(0, e.Type, obj.Get("details.error_code").String(), e.Message)

@@ -2,6 +2,7 @@ package openai
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -49,12 +50,12 @@ func Classify(status int, header http.Header, body []byte, now time.Time) *provi
 // "error", or a Responses "error" event) into an *provider.UpstreamError. Unknown names are
 // server errors: the request itself was accepted.
 func StreamError(obj gjson.Result, raw []byte) *provider.UpstreamError {
-	code := scalar(obj.Get("code"))
-	typ := obj.Get("type").String()
+	code := strings.Clone(scalar(obj.Get("code")))
+	typ := strings.Clone(obj.Get("type").String())
 	e := &provider.UpstreamError{
 		Status:  http.StatusOK,
 		Type:    code,
-		Message: obj.Get("message").String(),
+		Message: strings.Clone(obj.Get("message").String()),
 		Body:    append([]byte(nil), raw...),
 	}
 	if e.Type == "" || e.Type == "error" {

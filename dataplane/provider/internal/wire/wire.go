@@ -123,6 +123,15 @@ func init() {
 	}
 }
 
+// NameOf returns s interned when it is a known event name, else a copy of it (s may point
+// into a reused buffer).
+func NameOf(s string) string {
+	if n, ok := known[s]; ok {
+		return n
+	}
+	return strings.Clone(s)
+}
+
 // Name returns b as a string, without allocating for a known event name.
 func Name(b []byte) string {
 	if len(b) == 0 {
