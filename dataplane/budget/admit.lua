@@ -40,7 +40,7 @@ if tripUntil > now then return reply(1) end
 local conc = tonumber(ARGV[9])
 if conc > 0 and inflight >= conc then return reply(2) end
 local el = tonumber(ARGV[6])
-local function sliding(p, c) return math.floor(p * (60000 - el) / 60000) + c end
+local function sliding(p, c) return math.ceil(p * (60000 - el) / 60000) + c end
 local rpm = tonumber(ARGV[7])
 if rpm > 0 and sliding(rp, rc) + 1 > rpm then return reply(3) end
 local tokens = tonumber(ARGV[5])

@@ -43,7 +43,7 @@ if actual > 0 then
   local vc = redis.call('INCRBY', KEYS[7], ARGV[3])
   redis.call('PEXPIRE', KEYS[7], ARGV[18])
   local vp = tonumber(redis.call('GET', KEYS[6]) or '0')
-  rate = math.floor(vp * (60000 - tonumber(ARGV[6])) / 60000) + vc
+  rate = math.ceil(vp * (60000 - tonumber(ARGV[6])) / 60000) + vc
   local threshold = tonumber(ARGV[7])
   if threshold > 0 and rate > threshold then
     local current = tonumber(redis.call('HGET', KEYS[5], 'until') or '0')

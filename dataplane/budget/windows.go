@@ -83,8 +83,9 @@ func limitsOf(b *snapshot.Budget) (hard, soft [4]int64) {
 }
 
 // Sliding-window rate limits. The minute window is approximated from two fixed one-minute
-// counters: count = previous * (60s - elapsed)/60s + current. It assumes the previous minute's
-// requests were spread evenly; unlike a fixed window it does not let a burst of twice the
+// counters: count = ceil(previous * (60s - elapsed)/60s) + current. It assumes the previous
+// minute's requests were spread evenly (rounding up, so right after a boundary the whole
+// previous minute still counts); unlike a fixed window it does not let a burst of twice the
 // limit through across a minute boundary.
 const minuteMs = 60_000
 
@@ -94,7 +95,7 @@ func minuteOf(t time.Time) (minute, elapsedMs int64) {
 }
 
 func slidingCount(prev, cur, elapsedMs int64) int64 {
-	return prev*(minuteMs-elapsedMs)/minuteMs + cur
+	return (prev*(minuteMs-elapsedMs)+minuteMs-1)/minuteMs + cur
 }
 
 // slidingRetryAfter is how long until need more units fit under limit, given the counters.
