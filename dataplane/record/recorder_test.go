@@ -436,3 +436,27 @@ func TestRecorderWithRedisOutbox(t *testing.T) {
 	flush(t, p.rec)
 	requireExactlyOnce(t, sink, 20, "rd")
 }
+
+func TestFlushDoesNotSitOutALongBackoff(t *testing.T) {
+	leakCheck(t)
+	sink := startSink(t)
+	sink.SetMode(capturesink.Unavailable)
+	local, err := NewFileTransport(filepath.Join(t.TempDir(), "e.jsonl"))
+	require.NoError(t, err)
+	defer local.Close()
+	remote := NewHTTPTransport(5 * time.Second)
+	defer remote.Client.CloseIdleConnections()
+	r, err := New(Options{
+		Outbox: openFileOutbox(t, t.TempDir()), Remote: remote, Local: local,
+		DefaultDestination: Destination{Host: sink.URL(), APIKey: "phc_test"},
+		Shipper:            ShipperOptions{MinBackoff: time.Hour, MaxBackoff: time.Hour, PollInterval: 10 * time.Millisecond},
+	})
+	require.NoError(t, err)
+	r.Record(call("long-0"))
+	require.Eventually(t, func() bool { return sink.Stats().Refused > 0 }, 10*time.Second, 10*time.Millisecond)
+	sink.SetMode(capturesink.Accept)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, r.Close(ctx), "the shutdown flush wakes the retry sleeping in its hour-long backoff")
+	requireExactlyOnce(t, sink, 1, "long")
+}

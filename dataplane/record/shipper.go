@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,6 +89,26 @@ type Shipper struct {
 	reading  bool
 
 	readLog rateLog
+	// flushing shortens backoffs (a shutdown flush must not sit out a 30s backoff); kick
+	// wakes retries sleeping in a backoff.
+	flushing atomic.Bool
+	kickMu   sync.Mutex
+	kick     chan struct{}
+}
+
+// kicked returns a channel closed at the next kick.
+func (s *Shipper) kicked() <-chan struct{} {
+	s.kickMu.Lock()
+	defer s.kickMu.Unlock()
+	return s.kick
+}
+
+// wakeRetries ends every backoff sleep now.
+func (s *Shipper) wakeRetries() {
+	s.kickMu.Lock()
+	close(s.kick)
+	s.kick = make(chan struct{})
+	s.kickMu.Unlock()
 }
 
 func newShipper(ob Outbox, remote, local Transport, opts ShipperOptions, m *metrics) *Shipper {
@@ -97,6 +118,7 @@ func newShipper(ob Outbox, remote, local Transport, opts ShipperOptions, m *metr
 		wake:     make(chan struct{}, 1),
 		work:     make(chan []Entry, opts.MaxInFlight),
 		inflight: map[string]struct{}{},
+		kick:     make(chan struct{}),
 	}
 }
 
@@ -279,10 +301,14 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.kicked():
 		case <-time.After(wait):
 		}
 	}
 }
+
+// flushBackoff caps retry waits while flushing for shutdown.
+const flushBackoff = 500 * time.Millisecond
 
 // backoff is exponential with full jitter, or the server's Retry-After when longer.
 func (s *Shipper) backoff(attempt int, retryAfter time.Duration) time.Duration {
@@ -293,6 +319,9 @@ func (s *Shipper) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	d = d/2 + rand.N(d/2+1)
 	if retryAfter > d {
 		d = min(retryAfter, s.opts.MaxRetryAfter)
+	}
+	if s.flushing.Load() {
+		d = min(d, flushBackoff)
 	}
 	return d
 }
@@ -325,6 +354,9 @@ func (s *Shipper) ack(ctx context.Context, b []Entry) {
 // Flush ships until every entry appended to the outbox so far has been delivered (or handed
 // to another live consumer), or ctx is done. Run must be running.
 func (s *Shipper) Flush(ctx context.Context) error {
+	s.flushing.Store(true)
+	defer s.flushing.Store(false)
+	s.wakeRetries()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
