@@ -9,17 +9,18 @@ Licensed under the MIT License. See LICENSE in the repository root.
 //
 // Protocol (the pod side is dataplane/configsync):
 //
-//		GET /v1/snapshot?pod=<pod-name>&applied=<version>&rejected=<version>&wait=<seconds>
-//		Authorization: Bearer <token>
+//	GET /v1/snapshot?pod=<pod-name>&applied=<version>&rejected=<version>&wait=<seconds>
+//	Authorization: Bearer <token>
 //
-//	  - applied is the version the pod serves now ("" at start); it doubles as the pod's ack.
-//	    rejected is a version the pod failed to apply, so that it is not sent again.
-//	  - When the newest snapshot's version differs from both: 200, the snapshot JSON, header
-//	    X-Snapshot-Version. Otherwise the request is held until a new snapshot is published or
-//	    wait seconds pass (default 30, at most 60), then 304 Not Modified.
-//	  - 503 with a JSON error while the operator has no valid snapshot yet (or is shutting down);
-//	    401 with a JSON error for a missing or wrong token; 400 for a malformed query.
-//	  - Every request records (pod, applied, time); a pod not seen for 2 x wait + 10s is dropped.
+// applied is the version the pod serves now ("" at start); it doubles as the pod's ack.
+// rejected is a version the pod failed to apply, so that it is not sent again.
+//
+//   - When the newest snapshot's version differs from both: 200, the snapshot JSON, header
+//     X-Snapshot-Version. Otherwise the request is held until a new snapshot is published or
+//     wait seconds pass (default 30, at most 60), then 304 Not Modified.
+//   - 503 with a JSON error while the operator has no valid snapshot yet (or is shutting
+//     down); 401 with a JSON error for a missing or wrong token; 400 for a malformed query.
+//   - Every request records (pod, applied, time); a pod not seen for 2 x wait + 10s is dropped.
 //
 // GET /healthz is unauthenticated.
 package publish
