@@ -7,6 +7,7 @@ import (
 
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/provider/anthropic"
+	"github.com/posthog/llm-gateway/dataplane/provider/azure"
 	"github.com/posthog/llm-gateway/dataplane/provider/bedrock"
 	"github.com/posthog/llm-gateway/dataplane/provider/openai"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
@@ -25,6 +26,8 @@ func New(b *snapshot.Backend, opts Options) (provider.Adapter, error) {
 		return anthropic.New(b, opts)
 	case snapshot.ProviderBedrock:
 		return bedrock.New(b, opts)
+	case snapshot.ProviderAzureOpenAI:
+		return azure.New(b, opts)
 	}
 	return nil, fmt.Errorf("backend %s: unsupported provider %q", b.Name, b.Provider)
 }
