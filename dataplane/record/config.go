@@ -43,6 +43,8 @@ type Config struct {
 	Gzip bool
 	// CaptureTimeout bounds one batch POST (default 30s).
 	CaptureTimeout time.Duration
+	// MaxBackoff caps the wait between retries of a batch capture refused (default 30s).
+	MaxBackoff time.Duration
 	// LibVersion is the gateway's version, sent as $lib_version.
 	LibVersion string
 }
@@ -56,6 +58,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.OutboxMaxEntries, "outbox-max-entries", c.OutboxMaxEntries, "size limit of the Redis outbox stream in entries (default 1000000)")
 	fs.DurationVar(&c.ClaimIdle, "outbox-claim-idle", c.ClaimIdle, "how long a dead pod's unshipped events wait before another pod claims them (default 60s)")
 	fs.BoolVar(&c.Gzip, "capture-gzip", c.Gzip, "gzip batches sent to capture")
+	fs.DurationVar(&c.MaxBackoff, "capture-max-backoff", c.MaxBackoff, "longest wait between retries of a batch capture refused (default 30s; a Retry-After may be longer)")
 }
 
 // EventsPath is the events file Open uses.
@@ -109,7 +112,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	// Remote serves every destination with a host: the gateway's endpoint or a team's own.
 	remote := NewHTTPTransport(cfg.CaptureTimeout)
 	remote.Gzip = cfg.Gzip
-	so := ShipperOptions{Logger: log}
+	so := ShipperOptions{Logger: log, MaxBackoff: cfg.MaxBackoff}
 	if cfg.ClaimIdle > 0 {
 		so.TouchInterval = cfg.ClaimIdle / 4
 	}
