@@ -148,9 +148,10 @@ func (c *call) created() int64 { return c.start.Unix() }
 
 func (c *call) elapsedMs() int64 { return c.s.now().Sub(c.start).Milliseconds() }
 
-// sleep waits ms milliseconds; false when the client went away or the server closed.
+// sleep waits ms milliseconds; false when the client went away. A closed server skips the
+// wait (Server.Close releases delayed responses, which then complete).
 func (c *call) sleep(ms int64) bool {
-	if ms <= 0 {
+	if ms <= 0 || c.s.closed() {
 		return true
 	}
 	d := time.Duration(ms) * time.Millisecond
@@ -162,11 +163,13 @@ func (c *call) sleep(ms int64) bool {
 	select {
 	case <-c.timer.C:
 		return true
-	case <-c.r.Context().Done():
 	case <-c.s.done:
+		c.timer.Stop()
+		return true
+	case <-c.r.Context().Done():
+		c.timer.Stop()
+		return false
 	}
-	c.timer.Stop()
-	return false
 }
 
 func (c *call) stopTimer() {
@@ -175,11 +178,14 @@ func (c *call) stopTimer() {
 	}
 }
 
-// hold blocks until the client goes away or the server closes (a stalled response).
-func (c *call) hold() {
+// stall blocks until the client goes away or the server closes; a stall released by Close
+// ends with an abrupt close, never with a proper end of stream.
+func (c *call) stall() {
+	c.flush()
 	select {
 	case <-c.r.Context().Done():
 	case <-c.s.done:
+		c.abort(false)
 	}
 }
 
@@ -192,7 +198,9 @@ func (c *call) flush() {
 // abort closes the connection abruptly: with a TCP reset when rst, else a plain close that
 // leaves a started body (chunked or with Content-Length) unterminated.
 func (c *call) abort(rst bool) {
-	c.flush()
+	if !rst {
+		c.flush() // what was written goes out before the close
+	}
 	if hj, ok := c.w.(http.Hijacker); ok {
 		conn, _, err := hj.Hijack()
 		if err == nil {
@@ -211,7 +219,10 @@ func (c *call) abort(rst bool) {
 func (c *call) scenarioError() bool {
 	status := c.sc.Status
 	if status == 0 && c.sc.ErrorType != "" && c.sc.Fault == "" {
-		status = statusForErrorType(c.provider, c.sc.ErrorType)
+		// A name the provider does not know is still an error: a 500 carrying that name.
+		if status = statusForErrorType(c.provider, c.sc.ErrorType); status == 0 {
+			status = http.StatusInternalServerError
+		}
 	}
 	if status < 400 && c.sc.Fault != FaultReset {
 		return false
@@ -263,8 +274,7 @@ func (c *call) respond(body []byte) {
 		return
 	case FaultStall:
 		c.w.WriteHeader(http.StatusOK)
-		c.flush()
-		c.hold()
+		c.stall()
 		return
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -337,7 +347,9 @@ func (c *call) runStream(f streamFormat, framing int, contentType string) {
 	c.scenarioHeaders()
 	h := c.w.Header()
 	h.Set("Content-Type", contentType)
-	h.Set("Cache-Control", "no-cache")
+	if framing != framingEventStream {
+		h.Set("Cache-Control", "no-cache")
+	}
 	c.w.WriteHeader(http.StatusOK)
 	c.flush()
 	if !c.sleep(c.sc.FirstByteDelayMs) {
@@ -405,7 +417,7 @@ func (c *call) fault(f streamFormat, e *events) {
 	case FaultCut:
 		c.abort(false)
 	case FaultStall:
-		c.hold()
+		c.stall()
 	}
 }
 

@@ -24,6 +24,9 @@ func (c *call) writeError(status int, errType, msg string) {
 		if msg == "" {
 			msg = bedrockMessages[name]
 		}
+		if msg == "" {
+			msg = name
+		}
 		h.Set("X-Amzn-Requestid", c.requestUUID())
 		h.Set("X-Amzn-Errortype", name+":http://internal.amazon.com/coral/com.amazon.bedrock/")
 		b = append(appendString(append(b, `{"message":`...), msg), '}')
@@ -191,6 +194,9 @@ func anthropicError(status int, typ, msg, requestID string) []byte {
 	if msg == "" {
 		msg = anthropicMessages[typ]
 	}
+	if msg == "" {
+		msg = typ
+	}
 	return appendAnthropicErrorJSON(nil, typ, msg, detail, requestID)
 }
 
@@ -308,6 +314,16 @@ func azureError(status int, code, msg, retryAfter string) []byte {
 		if code == "" {
 			code = "401"
 		}
+		if msg == "" {
+			msg = "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."
+		}
+	case status == http.StatusServiceUnavailable:
+		if code == "" {
+			code = "ServiceUnavailable"
+		}
+		if msg == "" {
+			msg = "The service is temporarily unable to process your request. Please try again later."
+		}
 	case status >= 500:
 		if code == "" {
 			code = "InternalServerError"
@@ -320,7 +336,7 @@ func azureError(status int, code, msg, retryAfter string) []byte {
 		code = strconv.Itoa(status)
 	}
 	if msg == "" {
-		msg = "Bad request."
+		msg = "The request failed with status " + strconv.Itoa(status) + "."
 	}
 	b = appendString(append(b, `{"error":{"code":`...), code)
 	b = appendString(append(b, `,"message":`...), msg)

@@ -125,8 +125,9 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Close releases handlers that are stalled or sleeping, so that an httptest.Server can shut
-// down. Call it before the http server's Close. The Server still answers afterwards, with no
-// delays and no stalls.
+// down: a stalled response ends (unterminated), a delayed one completes at once. Call it
+// before the http server's Close. The Server still answers afterwards, with no delays and no
+// stalls.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
 
 // SetDefault sets the scenario of every provider's requests that name none; nil clears it. A
@@ -194,6 +195,15 @@ func (s *Server) SetScenario(name string, sc Scenario) error {
 func (s *Server) Scenario(name string) (Scenario, bool) {
 	sc, ok := (*s.named.Load())[name]
 	return sc, ok
+}
+
+func (s *Server) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Server) nextSeq() uint64 { return s.seq.Add(1) }
