@@ -3,6 +3,8 @@ package provider
 import (
 	"bytes"
 	"fmt"
+	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -37,7 +39,7 @@ func Inspect(op Operation, body []byte) (*RequestInfo, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, fmt.Errorf("request body is not valid JSON")
 	}
-	root := gjson.ParseBytes(body)
+	root := JSONView(body)
 	if !root.IsObject() {
 		return nil, fmt.Errorf("request body must be a JSON object")
 	}
@@ -45,7 +47,7 @@ func Inspect(op Operation, body []byte) (*RequestInfo, error) {
 	if !model.Exists() || model.Type != gjson.String || model.Str == "" {
 		return nil, fmt.Errorf("you must provide a model parameter")
 	}
-	info := &RequestInfo{Model: model.Str, Stream: root.Get("stream").Type == gjson.True}
+	info := &RequestInfo{Model: strings.Clone(model.Str), Stream: root.Get("stream").Type == gjson.True}
 	switch op {
 	case OpChatCompletions:
 		info.MaxTokensField = "max_completion_tokens"
@@ -164,4 +166,13 @@ func EnsureModel(body []byte, model string) ([]byte, error) {
 		return body, nil
 	}
 	return SetModel(body, model)
+}
+
+// JSONView returns a gjson view of b without copying it (gjson.ParseBytes copies the whole
+// body). Strings read from the result point into b: clone any that must outlive it.
+func JSONView(b []byte) gjson.Result {
+	if len(b) == 0 {
+		return gjson.Result{}
+	}
+	return gjson.Parse(unsafe.String(&b[0], len(b)))
 }

@@ -111,7 +111,7 @@ func (a *Adapter) UpstreamModel(canonical, requested string) string {
 // replayed input items. Stickiness (previous_response_id, conversation) is decided by the
 // proxy core from RequestInfo.Sticky.
 func (a *Adapter) Supports(c *provider.Call) (bool, string) {
-	root := gjson.ParseBytes(c.Body)
+	root := provider.JSONView(c.Body)
 	switch c.Op {
 	case provider.OpChatCompletions:
 		if a.olderThan(MinUsageVersion) {

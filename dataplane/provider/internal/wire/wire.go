@@ -16,12 +16,7 @@ import (
 
 // JSON returns a gjson view of b without copying it. Strings read from the result point into b:
 // clone any that must outlive b's next reuse.
-func JSON(b []byte) gjson.Result {
-	if len(b) == 0 {
-		return gjson.Result{}
-	}
-	return gjson.Parse(unsafe.String(&b[0], len(b)))
-}
+func JSON(b []byte) gjson.Result { return provider.JSONView(b) }
 
 // Valid reports whether b is one valid JSON value, without copying it.
 func Valid(b []byte) bool {
