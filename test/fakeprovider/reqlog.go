@@ -55,6 +55,38 @@ type Request struct {
 	Scenario string `json:"scenario,omitempty"`
 }
 
+// MarshalJSON inlines a JSON body; any other body is a JSON string.
+func (r Request) MarshalJSON() ([]byte, error) {
+	type plain Request // drops the methods, so Marshal does not recurse
+	body := json.RawMessage(r.Body)
+	if !json.Valid(r.Body) {
+		body, _ = json.Marshal(string(r.Body))
+	}
+	return json.Marshal(struct {
+		plain
+		Body json.RawMessage `json:"body"`
+	}{plain(r), body})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (r *Request) UnmarshalJSON(b []byte) error {
+	type plain Request
+	var v struct {
+		plain
+		Body json.RawMessage `json:"body"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Request(v.plain)
+	r.Body = v.Body
+	var s string
+	if len(v.Body) > 0 && v.Body[0] == '"' && json.Unmarshal(v.Body, &s) == nil {
+		r.Body = []byte(s)
+	}
+	return nil
+}
+
 // requestLog is a bounded ring of recorded requests.
 type requestLog struct {
 	mu   sync.Mutex
