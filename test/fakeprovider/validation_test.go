@@ -125,7 +125,9 @@ func TestSigV4Verification(t *testing.T) {
 			r.Header.Set("X-Forwarded-For", "10.0.0.1")
 			return r
 		}, 200, ""},
-		{"signing name bedrock-runtime", func() *http.Request { return sign(t, path, bedrockBody, "bedrock-runtime", "us-east-1", fixedNow, creds) },
+		{"signing name bedrock-runtime", func() *http.Request {
+			return sign(t, path, bedrockBody, "bedrock-runtime", "us-east-1", fixedNow, creds)
+		},
 			403, "InvalidSignatureException"},
 		{"other region", func() *http.Request { return sign(t, path, bedrockBody, "bedrock", "eu-west-1", fixedNow, creds) },
 			403, "InvalidSignatureException"},
