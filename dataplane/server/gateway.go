@@ -139,13 +139,13 @@ func (g *Gateway) Ready() bool { return g.rt.Load() != nil && !g.draining.Load()
 func (g *Gateway) Apply(s *snapshot.Snapshot, source string) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
-	prev := g.rt.Load()
-	if prev != nil && prev.Snapshot.Version == s.Version {
-		return nil
-	}
 	if err := s.Validate(); err != nil {
 		g.Reject(s.Version, source, err)
 		return fmt.Errorf("validate snapshot %s: %w", s.Version, err)
+	}
+	prev := g.rt.Load()
+	if prev != nil && prev.Snapshot.Version == s.Version {
+		return nil
 	}
 	rt, retired, err := g.buildRuntime(s, prev)
 	if err != nil {

@@ -121,7 +121,9 @@ func TestAnthropicMessages(t *testing.T) {
 }
 
 func TestMaxTokensDefaultAndRequired(t *testing.T) {
-	e := newEnv(t, func(s *snapshot.Snapshot) { s.Routes[0].Limits = snapshot.RequestLimits{DefaultMaxTokens: 256, MaxMaxTokens: 512} })
+	e := newEnv(t, func(s *snapshot.Snapshot) {
+		s.Routes[0].Limits = snapshot.RequestLimits{DefaultMaxTokens: 256, MaxMaxTokens: 512}
+	})
 	resp := e.do("POST", "/v1/chat/completions", keyAlpha, chatBody)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	up := e.a.requests()[0]
