@@ -93,12 +93,31 @@ func (r *Reader) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Read returns the team's status under budget b at time now: two round trips (one pipeline,
-// then the amounts of holds that expired but were not purged yet, if any).
-func (r *Reader) Read(ctx context.Context, team string, b *snapshot.Budget, now time.Time) (Status, error) {
+// Counters are a team's raw counters for the windows that contain a given time.
+type Counters struct {
+	// Spent is the settled spend of the current window, by window ("Hour", "Day", "Week",
+	// "Month"), in micro-dollars.
+	Spent map[string]int64
+	// ReservedMicros are the holds of calls in flight; they count against every window.
+	ReservedMicros int64
+	InFlight       int64
+	// LastTrip is the runaway breaker's last trip (kept a day past its cooldown), or nil.
+	LastTrip *Trip
+}
+
+// RunawayTripped reports whether the runaway breaker holds the team suspended at now.
+func (c Counters) RunawayTripped(now time.Time) bool {
+	return c.LastTrip != nil && c.LastTrip.Until.After(now)
+}
+
+var allWindows = []string{snapshot.WindowHour, snapshot.WindowDay, snapshot.WindowWeek, snapshot.WindowMonth}
+
+// Counters reads the team's counters at now: two round trips (one pipeline, then the amounts
+// of holds that expired but were not purged yet, if any).
+func (r *Reader) Counters(ctx context.Context, team string, now time.Time) (Counters, error) {
 	k := keysFor(team)
 	nowMs := strconv.FormatInt(now.UnixMilli(), 10)
-	spend := make([]*redis.StringCmd, len(b.Limits))
+	spend := make([]*redis.StringCmd, len(allWindows))
 	var (
 		held    *redis.StringCmd
 		live    *redis.IntCmd
@@ -106,8 +125,8 @@ func (r *Reader) Read(ctx context.Context, team string, b *snapshot.Budget, now 
 		trip    *redis.SliceCmd
 	)
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, l := range b.Limits {
-			spend[i] = p.Get(ctx, k.spend(l.Window, BucketID(l.Window, now)))
+		for i, w := range allWindows {
+			spend[i] = p.Get(ctx, k.spend(w, BucketID(w, now)))
 		}
 		held = p.Get(ctx, k.held())
 		live = p.ZCount(ctx, k.res(), "("+nowMs, "+inf")
@@ -116,13 +135,13 @@ func (r *Reader) Read(ctx context.Context, team string, b *snapshot.Budget, now 
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return Status{}, fmt.Errorf("read budget counters of team %s: %w", team, err)
+		return Counters{}, fmt.Errorf("read budget counters of team %s: %w", team, err)
 	}
 	reserved := intOf(held)
 	if ids := expired.Val(); len(ids) > 0 {
 		amts, err := r.rdb.HMGet(ctx, k.resAmt(), ids...).Result()
 		if err != nil {
-			return Status{}, fmt.Errorf("read expired holds of team %s: %w", team, err)
+			return Counters{}, fmt.Errorf("read expired holds of team %s: %w", team, err)
 		}
 		for _, a := range amts {
 			if s, ok := a.(string); ok {
@@ -131,10 +150,24 @@ func (r *Reader) Read(ctx context.Context, team string, b *snapshot.Budget, now 
 			}
 		}
 	}
-	st := Status{Team: team, ReservedMicros: max(reserved, 0), InFlight: live.Val(), Tightest: -1, LastTrip: parseTrip(trip.Val())}
+	c := Counters{Spent: make(map[string]int64, len(allWindows)), ReservedMicros: max(reserved, 0), InFlight: live.Val(),
+		LastTrip: parseTrip(trip.Val())}
+	for i, w := range allWindows {
+		c.Spent[w] = intOf(spend[i])
+	}
+	return c, nil
+}
+
+// Read returns the team's status under budget b at now.
+func (r *Reader) Read(ctx context.Context, team string, b *snapshot.Budget, now time.Time) (Status, error) {
+	c, err := r.Counters(ctx, team, now)
+	if err != nil {
+		return Status{}, err
+	}
+	st := Status{Team: team, ReservedMicros: c.ReservedMicros, InFlight: c.InFlight, Tightest: -1, LastTrip: c.LastTrip}
 	for i, l := range b.Limits {
-		w := Window{Window: l.Window, Enforcement: l.Enforcement, LimitMicros: l.LimitMicros, SpentMicros: intOf(spend[i]),
-			ReservedMicros: st.ReservedMicros, ResetsAt: windowEnd(l.Window, now)}
+		w := Window{Window: l.Window, Enforcement: l.Enforcement, LimitMicros: l.LimitMicros, SpentMicros: c.Spent[l.Window],
+			ReservedMicros: c.ReservedMicros, ResetsAt: windowEnd(l.Window, now)}
 		w.RemainingMicros = max(w.LimitMicros-w.SpentMicros-w.ReservedMicros, 0)
 		if l.Enforcement == snapshot.EnforceHard && (st.Tightest < 0 || w.RemainingMicros < st.Windows[st.Tightest].RemainingMicros) {
 			st.Tightest = i

@@ -61,6 +61,12 @@ func TestReadsDocumentedKeys(t *testing.T) {
 	require.Equal(t, PhaseSoftLimitReached, st.Phase)
 	require.Nil(t, st.LastTrip)
 
+	c, err := r.Counters(ctx, "team-a", now)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"Hour": 100_000, "Day": 700_000, "Week": 0, "Month": 4_000_000}, c.Spent)
+	require.Equal(t, int64(300_000), c.ReservedMicros)
+	require.False(t, c.RunawayTripped(now))
+
 	// Runaway trip, then the kill switch, take precedence.
 	require.NoError(t, rdb.HSet(ctx, "llmgw:{team-a}:trip", "until", now.Add(time.Minute).UnixMilli(), "at", now.UnixMilli(),
 		"rate", "2500000", "threshold", "2000000").Err())
