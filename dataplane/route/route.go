@@ -86,6 +86,9 @@ type Table struct {
 	cat    *catalog.Catalog
 	shapes [2]shapeIndex // [0] OpenAI, [1] Anthropic
 	models []string
+	// mapped holds, per route, the model names some backend of the route has a modelMap
+	// entry for: the operator's mapping of a served name is kept (see Resolve, step 3).
+	mapped map[*snapshot.Route]map[string]bool
 }
 
 type shapeIndex struct {
@@ -136,11 +139,26 @@ func New(s *snapshot.Snapshot, cat *catalog.Catalog) *Table {
 		return t
 	}
 	seen := map[string]bool{}
+	backends := make(map[string]*snapshot.Backend, len(s.Backends))
+	for i := range s.Backends {
+		backends[s.Backends[i].Name] = &s.Backends[i]
+	}
+	t.mapped = map[*snapshot.Route]map[string]bool{}
 	for i := range s.Routes {
 		r := &s.Routes[i]
 		slot := shapeSlot(r.Shape)
 		if slot < 0 {
 			continue
+		}
+		for _, rb := range r.Backends {
+			if b := backends[rb.Backend]; b != nil {
+				for m := range b.ModelMap {
+					if t.mapped[r] == nil {
+						t.mapped[r] = map[string]bool{}
+					}
+					t.mapped[r][m] = true
+				}
+			}
 		}
 		idx := &t.shapes[slot]
 		// Routes are sorted by name and Validate rejects a name claimed twice; on a conflict
@@ -206,7 +224,10 @@ func (t *Table) ModelsOf(shape snapshot.Shape) []string {
 //     versions; "@date"), also lowercased, as model or alias;
 //  3. the undated form (date suffix or -latest removed) as model or alias; Canonical is then
 //     the dated name when the catalog knows it (the most specific name, priced correctly:
-//     gpt-4o-2024-05-13 is not priced like gpt-4o), else the route's entry;
+//     gpt-4o-2024-05-13 is not priced like gpt-4o), else the route's entry. Exception: when
+//     a backend of the route maps the route's entry in its modelMap and not the dated name,
+//     the route's entry is kept, so the operator's mapping (an inference profile ARN, an
+//     Azure deployment) is what the call uses;
 //  4. catalog knowledge in reverse: an undated or -latest name whose dated model a route lists
 //     ("claude-sonnet-4-5" -> a route serving "claude-sonnet-4-5-20250929"); Canonical is the
 //     route's dated model (newest date if several);
@@ -234,6 +255,12 @@ func (t *Table) Resolve(shape snapshot.Shape, requested string) (Match, error) {
 	return Match{}, err
 }
 
+// keepMapped reports whether a backend of r maps served in its modelMap but not dated.
+func (t *Table) keepMapped(r *snapshot.Route, served, dated string) bool {
+	m := t.mapped[r]
+	return m[served] && !m[dated]
+}
+
 func (t *Table) resolveSlow(idx *shapeIndex, requested string) (Match, bool) {
 	if strings.TrimSpace(requested) == "" {
 		return Match{}, false
@@ -258,7 +285,7 @@ func (t *Table) resolveSlow(idx *shapeIndex, requested string) (Match, bool) {
 		if u != c {
 			if tg, ok := idx.exact[u]; ok {
 				canonical := tg.canonical
-				if catalog.IsDated(c) && t.cat.Known(idx.shape, c) {
+				if catalog.IsDated(c) && t.cat.Known(idx.shape, c) && !t.keepMapped(tg.route, tg.canonical, c) {
 					canonical = c
 				}
 				return match(tg, canonical, ByUndated)

@@ -211,6 +211,35 @@ func TestResolveIssueExamples(t *testing.T) {
 	}
 }
 
+// A backend modelMap entry for the route's own name is honoured: the dated request keeps the
+// route's name as Canonical so the adapter finds the operator's mapping.
+func TestResolveKeepsModelMapName(t *testing.T) {
+	s := &snapshot.Snapshot{
+		Backends: []snapshot.Backend{
+			{Name: "ns/anthropic", Provider: snapshot.ProviderAnthropic},
+			{Name: "ns/bedrock", Provider: snapshot.ProviderBedrock, ModelMap: map[string]string{
+				"claude-sonnet-4-5":        "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc",
+				"claude-opus-4-5":          "us.anthropic.claude-opus-4-5-20251101-v1:0",
+				"claude-opus-4-5-20251101": "global.anthropic.claude-opus-4-5-20251101-v1:0",
+			}},
+		},
+		Routes: []snapshot.Route{{Name: "ns/claude", Shape: snapshot.ShapeAnthropic,
+			Models:   []string{"claude-opus-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6"},
+			Backends: []snapshot.RouteBackend{{Backend: "ns/anthropic"}, {Backend: "ns/bedrock", Priority: 1}}}},
+	}
+	tbl := New(s, nil)
+	for requested, canonical := range map[string]string{
+		"claude-sonnet-4-5-20250929": "claude-sonnet-4-5",        // mapped undated only
+		"claude-opus-4-5-20251101":   "claude-opus-4-5-20251101", // the dated name is mapped too
+		"claude-sonnet-4-6-20990101": "claude-sonnet-4-6",        // unknown date
+	} {
+		m, err := tbl.Resolve(snapshot.ShapeAnthropic, requested)
+		require.NoError(t, err, requested)
+		require.Equal(t, canonical, m.Canonical, requested)
+		require.Equal(t, ByUndated, m.By)
+	}
+}
+
 func TestModels(t *testing.T) {
 	tbl := New(testSnapshot(), nil)
 	require.Equal(t, []string{"claude-3-5-sonnet-20240620", "claude-3-5-sonnet-20241022", "claude-haiku-4-5-20251001",
