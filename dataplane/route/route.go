@@ -202,6 +202,18 @@ func New(s *snapshot.Snapshot, cat *catalog.Catalog) *Table {
 // shapes), sorted, for GET /v1/models. Prefix-claimed models cannot be enumerated.
 func (t *Table) Models() []string { return slices.Clone(t.models) }
 
+// Target returns the canonical model behind a name the gateway serves exactly in shape: the
+// alias target for an alias, the name itself for a route model. For /v1/models, so an alias
+// is described (catalog.Describe) by the model it stands for.
+func (t *Table) Target(shape snapshot.Shape, name string) (string, bool) {
+	slot := shapeSlot(shape)
+	if slot < 0 {
+		return "", false
+	}
+	tg, ok := t.shapes[slot].exact[name]
+	return tg.canonical, ok
+}
+
 // ModelsOf lists the model names served exactly in one shape, sorted.
 func (t *Table) ModelsOf(shape snapshot.Shape) []string {
 	slot := shapeSlot(shape)

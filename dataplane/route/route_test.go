@@ -251,6 +251,17 @@ func TestModels(t *testing.T) {
 	ms[0] = "mutated"
 	require.NotEqual(t, "mutated", tbl.Models()[0], "callers get a copy")
 
+	c, ok := tbl.Target(snapshot.ShapeAnthropic, "claude-sonnet")
+	require.True(t, ok)
+	require.Equal(t, "claude-sonnet-4-5", c)
+	c, ok = tbl.Target(snapshot.ShapeOpenAI, "gpt-4o")
+	require.True(t, ok)
+	require.Equal(t, "gpt-4o", c)
+	_, ok = tbl.Target(snapshot.ShapeOpenAI, "claude-sonnet")
+	require.False(t, ok)
+	_, ok = tbl.Target(snapshot.Shape("x"), "gpt-4o")
+	require.False(t, ok)
+
 	empty := New(nil, nil)
 	require.Empty(t, empty.Models())
 	_, err := empty.Resolve(snapshot.ShapeOpenAI, "gpt-4o")
