@@ -126,7 +126,7 @@ func parseRequest(op provider.Operation, stream bool, body []byte) request {
 			case "tools":
 				r.tools = compact(v.Raw)
 			default:
-				if modelParams[k.Str] {
+				if modelParams[k.Str] { // a fixed set of plain names
 					params.raw(k.Str, compact(v.Raw))
 				}
 			}
@@ -456,7 +456,7 @@ func (e *evt) caller(p *obj) {
 			}
 		}
 		seen = append(seen, k.Str)
-		p.key(k.Str)
+		p.rawKey(k.Raw)
 		p.b = append(p.b, v.Raw...)
 		return true
 	})

@@ -499,3 +499,14 @@ func TestHostOf(t *testing.T) {
 		require.Equal(t, want, hostOf(u))
 	}
 }
+
+func TestCallerPropertyKeysNeedingEscapes(t *testing.T) {
+	c := *scenarios()["openai_chat_cached"]
+	c.Properties = []byte(`{"we\"ird\\key":1,"t\u00e9am":"x","\u0024ai_model":"spoofed"}`)
+	e := testBuilder().Build(&c)[0]
+	require.Empty(t, capturesink.Validate(e.Event))
+	p := props(t, e)
+	require.Equal(t, "1", num(t, p[`we"ird\key`]))
+	require.Equal(t, "x", p["téam"])
+	require.Equal(t, "gpt-4o-mini-2024-07-18", p["$ai_model"], "an escaped $ai_ key is still the gateway's")
+}

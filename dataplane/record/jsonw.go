@@ -17,12 +17,24 @@ type obj struct {
 func (o *obj) open()  { o.b = append(o.b, '{'); o.empty = true }
 func (o *obj) close() { o.b = append(o.b, '}') }
 
+// key writes a member name the gateway owns: plain ASCII that needs no escaping.
 func (o *obj) key(k string) {
 	if !o.empty {
 		o.b = append(o.b, ',')
 	}
 	o.empty = false
-	o.b = appendString(o.b, k)
+	o.b = append(o.b, '"')
+	o.b = append(o.b, k...)
+	o.b = append(o.b, '"', ':')
+}
+
+// rawKey writes a member name given as a JSON string literal (e.g. gjson's Result.Raw).
+func (o *obj) rawKey(lit string) {
+	if !o.empty {
+		o.b = append(o.b, ',')
+	}
+	o.empty = false
+	o.b = append(o.b, lit...)
 	o.b = append(o.b, ':')
 }
 
