@@ -78,6 +78,8 @@ type Syncer struct {
 	cfg      Config
 	target   Target
 	rejected string
+	// notModified: the last poll ended with 304.
+	notModified bool
 }
 
 // New returns a Syncer for cfg.
@@ -163,7 +165,7 @@ func (s *Syncer) Run(ctx context.Context) {
 			backoff = min(backoff*2, s.cfg.MaxBackoff)
 		default:
 			backoff = s.cfg.MinBackoff
-			if time.Since(start) < time.Second {
+			if s.notModified && time.Since(start) < time.Second {
 				delay = time.Second - time.Since(start) // an operator that does not hold the poll
 			}
 		}
@@ -198,6 +200,7 @@ func (s *Syncer) fail(reason string, err error) error {
 // poll makes one request. A snapshot that fails to decode or apply is not an error of the
 // poll: it is rejected (and reported on the next poll).
 func (s *Syncer) poll(ctx context.Context, wait time.Duration) error {
+	s.notModified = false
 	q := url.Values{}
 	q.Set("pod", s.cfg.Pod)
 	q.Set("applied", s.target.Version())
@@ -227,6 +230,7 @@ func (s *Syncer) poll(ctx context.Context, wait time.Duration) error {
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotModified:
+		s.notModified = true
 		return nil
 	case http.StatusUnauthorized:
 		return s.fail("unauthorized", errors.New("the operator refused the config token (401)"))
@@ -333,7 +337,9 @@ func LoadAndApply(path string, target Target) error {
 }
 
 // WatchFile re-applies path whenever its modification time or size changes, checking every
-// interval until ctx ends (standalone mode: edit the file, the gateway follows).
+// interval until ctx ends (standalone mode: edit the file, the gateway follows). The first
+// check always loads the file, so a change made before the watch started is not missed
+// (applying the version already served is a no-op).
 func WatchFile(ctx context.Context, path string, target Target, every time.Duration, log *slog.Logger) {
 	stamp := func() (time.Time, int64) {
 		fi, err := os.Stat(path)
@@ -342,7 +348,7 @@ func WatchFile(ctx context.Context, path string, target Target, every time.Durat
 		}
 		return fi.ModTime(), fi.Size()
 	}
-	mt, size := stamp()
+	mt, size := time.Time{}, int64(-2)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

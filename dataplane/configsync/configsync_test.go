@@ -1,0 +1,317 @@
+package configsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// target records what the syncer applied; versions listed in refuse fail to apply.
+type target struct {
+	mu       sync.Mutex
+	version  string
+	sources  []string
+	rejected []string
+	refuse   map[string]bool
+}
+
+func (t *target) Apply(s *snapshot.Snapshot, source string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.refuse[s.Version] {
+		t.rejected = append(t.rejected, s.Version)
+		return errors.New("refused")
+	}
+	t.version = s.Version
+	t.sources = append(t.sources, source)
+	return nil
+}
+
+func (t *target) Reject(version, source string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rejected = append(t.rejected, version)
+}
+
+func (t *target) Version() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.version
+}
+
+func (t *target) state() (string, []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.version, append([]string(nil), t.rejected...)
+}
+
+// sealed returns a valid snapshot JSON whose content depends on n.
+func sealed(t *testing.T, n int) (string, []byte) {
+	s := &snapshot.Snapshot{
+		Teams:         []snapshot.Team{{Name: "team-" + strconv.Itoa(n), Rollout: snapshot.Rollout{Stage: snapshot.StageGateway}}},
+		DefaultBudget: snapshot.Budget{Source: "builtin", OnStoreUnavailable: snapshot.FailOpen, Unpriced: snapshot.UnpricedAllow},
+	}
+	require.NoError(t, s.Seal())
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	return s.Version, b
+}
+
+type poll struct{ pod, applied, rejected, wait string }
+
+// operator implements the snapshot protocol over a current body.
+type operator struct {
+	mu      sync.Mutex
+	token   string
+	version string
+	body    []byte
+	polls   []poll
+	changed chan struct{}
+}
+
+func newOperator(token string) *operator {
+	return &operator{token: token, changed: make(chan struct{})}
+}
+
+func (o *operator) set(version string, body []byte) {
+	o.mu.Lock()
+	o.version, o.body = version, body
+	close(o.changed)
+	o.changed = make(chan struct{})
+	o.mu.Unlock()
+}
+
+func (o *operator) log() []poll {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]poll(nil), o.polls...)
+}
+
+func (o *operator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/snapshot" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+o.token {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	q := r.URL.Query()
+	wait, _ := strconv.Atoi(q.Get("wait"))
+	deadline := time.After(time.Duration(wait) * time.Second)
+	for {
+		o.mu.Lock()
+		o.polls = append(o.polls, poll{q.Get("pod"), q.Get("applied"), q.Get("rejected"), q.Get("wait")})
+		version, body, changed := o.version, o.body, o.changed
+		o.mu.Unlock()
+		if version == "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if version != q.Get("applied") && version != q.Get("rejected") {
+			w.Header().Set("X-Snapshot-Version", version)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(body)
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			w.WriteHeader(http.StatusNotModified)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func newSyncer(t *testing.T, url string, tg Target, dir string, mut ...func(*Config)) *Syncer {
+	tok := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tok, []byte("secret\n"), 0o600))
+	cfg := Config{Source: url, TokenFile: tok, Pod: "pod-1", StateDir: dir, Wait: time.Second,
+		StartTimeout: time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, m := range mut {
+		m(&cfg)
+	}
+	return New(cfg, tg)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSyncAppliesRejectsAndAcks(t *testing.T) {
+	op := newOperator("secret")
+	v1, b1 := sealed(t, 1)
+	op.set(v1, b1)
+	srv := httptest.NewServer(op)
+	defer srv.Close()
+	dir := t.TempDir()
+	tg := &target{refuse: map[string]bool{}}
+	s := newSyncer(t, srv.URL, tg, dir)
+	require.NoError(t, s.Start(context.Background()))
+	v, _ := tg.state()
+	require.Equal(t, v1, v)
+	saved, err := os.ReadFile(filepath.Join(dir, StateFile))
+	require.NoError(t, err)
+	require.Equal(t, b1, saved, "the last-known-good snapshot is on disk")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+
+	// A snapshot that does not validate: rejected, reported, not re-applied in a loop.
+	op.set("bogus", []byte(`{"schemaVersion":1,"version":"bogus"}`))
+	waitFor(t, "the rejection", func() bool { _, r := tg.state(); return len(r) == 1 })
+	waitFor(t, "the rejection to be reported", func() bool {
+		l := op.log()
+		return l[len(l)-1].rejected == "bogus" && l[len(l)-1].applied == v1
+	})
+	v, _ = tg.state()
+	require.Equal(t, v1, v, "the last-known-good one keeps serving")
+
+	// A snapshot that decodes but fails to build.
+	v2, b2 := sealed(t, 2)
+	tg.mu.Lock()
+	tg.refuse[v2] = true
+	tg.mu.Unlock()
+	op.set(v2, b2)
+	waitFor(t, "the build failure", func() bool { _, r := tg.state(); return len(r) == 2 })
+
+	v3, b3 := sealed(t, 3)
+	op.set(v3, b3)
+	waitFor(t, "v3", func() bool { v, _ := tg.state(); return v == v3 })
+	waitFor(t, "the ack", func() bool { l := op.log(); return l[len(l)-1].applied == v3 })
+	_, rejected := tg.state()
+	require.Len(t, rejected, 2, "rejected snapshots were not retried")
+	require.Equal(t, "pod-1", op.log()[0].pod)
+	cancel()
+	<-done
+}
+
+func TestSyncSurvivesOperatorRestart(t *testing.T) {
+	op := newOperator("secret")
+	v1, b1 := sealed(t, 1)
+	op.set(v1, b1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	srv := &http.Server{Handler: op}
+	go srv.Serve(ln)
+
+	tg := &target{}
+	s := newSyncer(t, "http://"+addr, tg, t.TempDir())
+	require.NoError(t, s.Start(context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+
+	require.NoError(t, srv.Close()) // operator down
+	time.Sleep(100 * time.Millisecond)
+	v, _ := tg.state()
+	require.Equal(t, v1, v)
+
+	op2 := newOperator("secret")
+	v2, b2 := sealed(t, 2)
+	op2.set(v2, b2)
+	ln2, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	srv2 := &http.Server{Handler: op2}
+	go srv2.Serve(ln2)
+	defer srv2.Close()
+	waitFor(t, "the new operator's snapshot", func() bool { v, _ := tg.state(); return v == v2 })
+	cancel()
+	<-done
+}
+
+func TestStartFallsBackToDisk(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	v1, b1 := sealed(t, 1)
+	v2, b2 := sealed(t, 2)
+
+	// The state dir wins over the bootstrap file.
+	dir := t.TempDir()
+	require.NoError(t, WriteState(dir, b1))
+	boot := filepath.Join(t.TempDir(), "boot.json")
+	require.NoError(t, os.WriteFile(boot, b2, 0o600))
+	tg := &target{}
+	require.NoError(t, newSyncer(t, dead.URL, tg, dir, func(c *Config) { c.Bootstrap = boot }).Start(context.Background()))
+	v, _ := tg.state()
+	require.Equal(t, v1, v)
+	require.Equal(t, "file:"+filepath.Join(dir, StateFile), tg.sources[0])
+
+	// No state: the bootstrap file.
+	tg = &target{}
+	require.NoError(t, newSyncer(t, dead.URL, tg, t.TempDir(), func(c *Config) { c.Bootstrap = boot }).Start(context.Background()))
+	v, _ = tg.state()
+	require.Equal(t, v2, v)
+
+	// Nothing at all: an error, not ready.
+	tg = &target{}
+	require.Error(t, newSyncer(t, dead.URL, tg, t.TempDir()).Start(context.Background()))
+	require.Empty(t, tg.Version())
+}
+
+func TestBadTokenAndNoSnapshot(t *testing.T) {
+	op := newOperator("other")
+	srv := httptest.NewServer(op)
+	defer srv.Close()
+	tg := &target{}
+	s := newSyncer(t, srv.URL, tg, "")
+	err := s.poll(context.Background(), 0)
+	var pe *pollError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "unauthorized", pe.reason)
+
+	op.token = "secret"
+	err = s.poll(context.Background(), 0)
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "no_snapshot", pe.reason)
+}
+
+func TestWatchFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap.json")
+	v1, b1 := sealed(t, 1)
+	require.NoError(t, os.WriteFile(path, b1, 0o600))
+	tg := &target{}
+	require.NoError(t, LoadAndApply(path, tg))
+	require.Equal(t, v1, tg.Version())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		WatchFile(ctx, path, tg, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	v2, b2 := sealed(t, 22)
+	require.NoError(t, os.WriteFile(path, b2, 0o600))
+	waitFor(t, "the file change", func() bool { return tg.Version() == v2 })
+	cancel()
+	<-done
+}
