@@ -108,23 +108,29 @@ func (s *Server) Publish(snap *snapshot.Snapshot) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("publish: encode snapshot %s: %w", snap.Version, err)
 	}
-	return s.publish(snap.Version, body), nil
+	return s.publish(snap.Version, body, false), nil
 }
 
-// PublishRaw validates an encoded snapshot (as a pod would) and publishes it. The operator
-// uses it for the snapshot it kept in a Secret, served until its first compile.
-func (s *Server) PublishRaw(body []byte) (string, error) {
+// PublishStored validates an encoded snapshot (as a pod would) and serves it, but only while
+// nothing is served yet: it is for the last valid snapshot kept in a Secret, served from start
+// until the operator's first compile. It returns the stored version and whether it is served.
+func (s *Server) PublishStored(body []byte) (string, bool, error) {
 	snap, err := snapshot.Decode(body)
 	if err != nil {
-		return "", fmt.Errorf("publish stored snapshot: %w", err)
+		return "", false, fmt.Errorf("publish stored snapshot: %w", err)
 	}
-	_, err = s.Publish(snap)
-	return snap.Version, err
+	s.mu.Lock()
+	empty := s.current == nil
+	s.mu.Unlock()
+	if !empty {
+		return snap.Version, false, nil
+	}
+	return snap.Version, s.publish(snap.Version, body, true), nil
 }
 
-func (s *Server) publish(version string, body []byte) bool {
+func (s *Server) publish(version string, body []byte, onlyIfEmpty bool) bool {
 	s.mu.Lock()
-	if s.current != nil && s.current.version == version {
+	if s.current != nil && (onlyIfEmpty || s.current.version == version) {
 		s.mu.Unlock()
 		return false
 	}

@@ -256,25 +256,37 @@ func TestCloseEndsHeldRequests(t *testing.T) {
 	require.Equal(t, "shutting_down", errorCode(t, r.body))
 }
 
-func TestPublishRaw(t *testing.T) {
+func TestPublishStored(t *testing.T) {
 	h := newHarness(t)
-	s1 := sealed(t, 3_000_000)
-	body, err := json.Marshal(s1)
+	stored := sealed(t, 3_000_000)
+	tampered := *stored
+	tampered.Version = "ffffffffffffffff" // the hash no longer matches
+	bad, err := json.Marshal(&tampered)
 	require.NoError(t, err)
-	v, err := h.srv.PublishRaw(body)
+	_, _, err = h.srv.PublishStored(bad)
+	require.Error(t, err)
+	_, _, ok := h.srv.Current()
+	require.False(t, ok, "an invalid stored snapshot is not served")
+
+	body, err := json.Marshal(stored)
 	require.NoError(t, err)
-	require.Equal(t, s1.Version, v)
+	v, served, err := h.srv.PublishStored(body)
+	require.NoError(t, err)
+	require.True(t, served)
+	require.Equal(t, stored.Version, v)
 	cur, _, ok := h.srv.Current()
 	require.True(t, ok)
-	require.Equal(t, s1.Version, cur)
+	require.Equal(t, stored.Version, cur)
 
-	s1.Version = "ffffffffffffffff" // tampered: the hash no longer matches
-	bad, err := json.Marshal(s1)
+	// A compiled snapshot replaces it; a stored one never replaces a compiled one.
+	compiled := sealed(t, 4_000_000)
+	_, err = h.srv.Publish(compiled)
 	require.NoError(t, err)
-	_, err = h.srv.PublishRaw(bad)
-	require.Error(t, err)
+	_, served, err = h.srv.PublishStored(body)
+	require.NoError(t, err)
+	require.False(t, served)
 	cur, _, _ = h.srv.Current()
-	require.Equal(t, v, cur, "an invalid stored snapshot is not served")
+	require.Equal(t, compiled.Version, cur)
 
 	_, err = h.srv.Publish(&snapshot.Snapshot{})
 	require.Error(t, err, "unsealed snapshots are refused")

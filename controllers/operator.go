@@ -1,0 +1,267 @@
+/*
+Copyright 2026 PostHog Inc.
+
+Licensed under the MIT License. See LICENSE in the repository root.
+*/
+
+// Package controllers is the llm-gateway operator: one status reconciler per kind, the
+// whole-world snapshot reconciler, the snapshot server the gateway pods poll, and the
+// `operator compile` command.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/posthog/llm-gateway/api/v1alpha1"
+	"github.com/posthog/llm-gateway/controllers/internal/compile"
+	"github.com/posthog/llm-gateway/controllers/internal/publish"
+)
+
+// NewScheme returns a scheme with the Kubernetes built-in kinds and the llm-gateway kinds.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("add client-go scheme: %w", err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("add llmgateway scheme: %w", err)
+	}
+	return s, nil
+}
+
+// Options configure the operator's components on a manager.
+type Options struct {
+	// WatchNamespace limits the compiled objects to one namespace; "" watches all.
+	WatchNamespace string
+	// OperatorNamespace holds the snapshot Secret.
+	OperatorNamespace string
+	// SnapshotListener serves the snapshot protocol; when nil, SnapshotAddr is listened on.
+	SnapshotListener net.Listener
+	SnapshotAddr     string
+	// SnapshotTokenFile holds the bearer token gateway pods present (re-read when it changes).
+	// SnapshotToken, when set, is used instead (tests).
+	SnapshotTokenFile string
+	SnapshotToken     []byte
+	// DefaultBudget is the built-in default budget.
+	DefaultBudget DefaultBudgetFlags
+	// BudgetState, when set, supplies spend figures for TeamBudget status.
+	BudgetState BudgetStateReader
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Operator is the set of components Setup added to a manager.
+type Operator struct {
+	server      *publish.Server
+	world       *world
+	budgetState BudgetStateReader
+	now         func() time.Time
+}
+
+// Setup adds the operator to mgr: the snapshot reconciler and server (on every replica), the
+// status reconcilers and the snapshot Secret writer (on the leader). Before returning it loads
+// the snapshot kept in the Secret, which is served until the first compile.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, error) {
+	copts, err := opts.DefaultBudget.options()
+	if err != nil {
+		return nil, err
+	}
+	var token publish.TokenSource
+	switch {
+	case len(opts.SnapshotToken) > 0:
+		token = publish.StaticToken(opts.SnapshotToken)
+	case opts.SnapshotTokenFile != "":
+		ft := &publish.FileToken{Path: opts.SnapshotTokenFile}
+		if _, err := ft.Token(); err != nil {
+			return nil, err
+		}
+		token = ft
+	default:
+		return nil, errors.New("--snapshot-token-file is required: the snapshot carries provider credentials")
+	}
+	if opts.OperatorNamespace == "" {
+		return nil, errors.New("the operator namespace is required (--operator-namespace or POD_NAMESPACE)")
+	}
+	o := &Operator{world: newWorld(), budgetState: opts.BudgetState, now: opts.Now}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	log := mgr.GetLogger().WithName("snapshot")
+	o.server = publish.New(publish.Options{
+		Token:             token,
+		Now:               o.now,
+		OnReplicasChanged: o.replicasChanged,
+		Log:               log.WithName("server"),
+	})
+
+	secret := types.NamespacedName{Namespace: opts.OperatorNamespace, Name: SnapshotSecretName}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	loadStored(lctx, mgr.GetAPIReader(), secret, o.server, log)
+	cancel()
+
+	snap := &snapshotReconciler{client: mgr.GetClient(), namespace: opts.WatchNamespace, options: copts, world: o.world, server: o.server}
+	if err := snap.setup(mgr); err != nil {
+		return nil, fmt.Errorf("set up the snapshot controller: %w", err)
+	}
+	rec := mgr.GetEventRecorder("llm-gateway-operator")
+	replicas := func(version string) publish.Replicas { return publish.Count(o.server.Pods(), version) }
+	for _, err := range []error{
+		(&statusReconciler[v1alpha1.LLMRoute, *v1alpha1.LLMRoute]{kind: compile.KindLLMRoute, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec}).setup(mgr),
+		(&statusReconciler[v1alpha1.ProviderBackend, *v1alpha1.ProviderBackend]{kind: compile.KindProviderBackend, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec}).setup(mgr),
+		(&statusReconciler[v1alpha1.TeamRollout, *v1alpha1.TeamRollout]{kind: compile.KindTeamRollout, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec}).setup(mgr),
+		(&statusReconciler[v1alpha1.TeamBudget, *v1alpha1.TeamBudget]{kind: compile.KindTeamBudget, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec,
+			extra: o.teamBudgetStatus}).setup(mgr),
+	} {
+		if err != nil {
+			return nil, fmt.Errorf("set up a status controller: %w", err)
+		}
+	}
+	if err := mgr.Add(&persister{client: mgr.GetClient(), reader: mgr.GetAPIReader(), server: o.server, key: secret,
+		log: log.WithName("secret"), retry: 5 * time.Second}); err != nil {
+		return nil, fmt.Errorf("add the snapshot Secret writer: %w", err)
+	}
+	serve := func(ctx context.Context) error {
+		if opts.SnapshotListener != nil {
+			return o.server.Serve(ctx, opts.SnapshotListener)
+		}
+		return o.server.ListenAndServe(ctx, opts.SnapshotAddr)
+	}
+	if err := mgr.Add(everyReplica(serve)); err != nil {
+		return nil, fmt.Errorf("add the snapshot server: %w", err)
+	}
+	return o, nil
+}
+
+// everyReplica is a runnable that runs on every operator replica, leader or not.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (f everyReplica) NeedLeaderElection() bool        { return false }
+
+// replicasChanged runs when a pod joins, leaves or acks a version: Programmed changes.
+func (o *Operator) replicasChanged() {
+	if version, _, ok := o.server.Current(); ok {
+		r := publish.Count(o.server.Pods(), version)
+		replicasGauge.WithLabelValues("current").Set(float64(r.Ready))
+		replicasGauge.WithLabelValues("stale").Set(float64(r.Total - r.Ready))
+	}
+	o.world.notify()
+}
+
+// SnapshotVersion returns the version served now.
+func (o *Operator) SnapshotVersion() (string, bool) {
+	v, _, ok := o.server.Current()
+	return v, ok
+}
+
+// Ready is a readiness check: ready once a snapshot is served.
+func (o *Operator) Ready(*http.Request) error {
+	if _, ok := o.SnapshotVersion(); !ok {
+		return errors.New("no valid snapshot yet")
+	}
+	return nil
+}
+
+// Config is the operator's command line.
+type Config struct {
+	SnapshotListen         string
+	SnapshotTokenFile      string
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	LeaderElect            bool
+	Namespace              string
+	OperatorNamespace      string
+	DefaultBudget          DefaultBudgetFlags
+}
+
+// RegisterFlags adds the operator flags to fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.SnapshotListen, "snapshot-listen", ":8081", "address the snapshot server (GET /v1/snapshot, /healthz) listens on")
+	fs.StringVar(&c.SnapshotTokenFile, "snapshot-token-file", "", "file holding the bearer token gateway pods present (required; re-read when it changes)")
+	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint ("0" disables it)`)
+	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8082", "address of /healthz and /readyz (ready once a snapshot is served)")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader among operator replicas; only the leader writes status and the snapshot Secret")
+	fs.StringVar(&c.Namespace, "namespace", "", "namespace whose objects are compiled (empty: all namespaces)")
+	fs.StringVar(&c.OperatorNamespace, "operator-namespace", defaultOperatorNamespace(),
+		"namespace of the snapshot Secret and the leader election lease (from $POD_NAMESPACE, else the service account's namespace, else llm-gateway-system)")
+	c.DefaultBudget.Register(fs)
+}
+
+func defaultOperatorNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return "llm-gateway-system"
+}
+
+// LeaderElectionID names the lease the operator replicas compete for.
+const LeaderElectionID = "llm-gateway-operator.llmgateway.posthog.com"
+
+// Run starts the operator against a cluster and blocks until ctx ends.
+func Run(ctx context.Context, restConfig *rest.Config, cfg Config) error {
+	scheme, err := NewScheme()
+	if err != nil {
+		return err
+	}
+	mopts := ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsBindAddress},
+		HealthProbeBindAddress:        cfg.HealthProbeBindAddress,
+		LeaderElection:                cfg.LeaderElect,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       cfg.OperatorNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	}
+	if cfg.Namespace != "" {
+		mopts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{cfg.Namespace: {}}}
+	}
+	mgr, err := ctrl.NewManager(restConfig, mopts)
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	op, err := Setup(ctx, mgr, Options{
+		WatchNamespace:    cfg.Namespace,
+		OperatorNamespace: cfg.OperatorNamespace,
+		SnapshotAddr:      cfg.SnapshotListen,
+		SnapshotTokenFile: cfg.SnapshotTokenFile,
+		DefaultBudget:     cfg.DefaultBudget,
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("snapshot", op.Ready); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	return nil
+}
+
+var _ manager.LeaderElectionRunnable = everyReplica(nil)
