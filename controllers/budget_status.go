@@ -60,11 +60,11 @@ func (o *Operator) teamBudgetStatus(ctx context.Context, b *v1alpha1.TeamBudget,
 }
 
 type budgetView struct {
-	windows     []v1alpha1.WindowStatus
-	phase       v1alpha1.BudgetPhase
-	spent       string // of the tightest Hard window; "" when spend is unknown
-	limit       string
-	nextReset   time.Time
+	windows   []v1alpha1.WindowStatus
+	phase     v1alpha1.BudgetPhase
+	spent     string // of the tightest Hard window; "" when spend is unknown
+	limit     string
+	nextReset time.Time
 }
 
 var windowRank = map[v1alpha1.Window]int{v1alpha1.WindowHour: 0, v1alpha1.WindowDay: 1, v1alpha1.WindowWeek: 2, v1alpha1.WindowMonth: 3}
