@@ -52,7 +52,11 @@ func (g *Gateway) modelsBody(rt *Runtime) ([]byte, error) {
 		for _, id := range rt.routes.ModelsOf(shape) {
 			e := modelEntry{ID: id, Object: "model", Created: created, OwnedBy: "llm-gateway", Type: "model",
 				DisplayName: id, CreatedAt: createdAt, Shape: string(shape)}
-			if info, ok := rt.catalog.Describe(id); ok {
+			canonical := id
+			if c, ok := rt.routes.Target(shape, id); ok {
+				canonical = c // an alias is described by its target
+			}
+			if info, ok := rt.catalog.Describe(canonical); ok {
 				e.Provider, e.OwnedBy = info.Provider, info.Provider
 				e.ContextWindow, e.MaxOutputTokens = info.ContextWindow, info.MaxOutputTokens
 				if p := info.Pricing; p != nil {
