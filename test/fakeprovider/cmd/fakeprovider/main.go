@@ -22,7 +22,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], nil); err != nil {
 		fmt.Fprintln(os.Stderr, "fakeprovider:", err)
 		os.Exit(1)
 	}
@@ -41,7 +43,8 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-func run(args []string) error {
+// run serves until ctx is done; ready, when set, receives the listening address.
+func run(ctx context.Context, args []string, ready func(addr string)) error {
 	fs := flag.NewFlagSet("fakeprovider", flag.ContinueOnError)
 	var (
 		cfg         fakeprovider.Config
@@ -107,10 +110,11 @@ func run(args []string) error {
 	log.Info("fakeprovider listening", "addr", ln.Addr().String(), "scenarios", len(cfg.Scenarios),
 		"sigv4_verified", cfg.Bedrock.AccessKeyID != "" && cfg.Bedrock.SecretAccessKey != "")
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
