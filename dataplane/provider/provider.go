@@ -139,7 +139,9 @@ type UpstreamError struct {
 	Class string
 	// ContentPolicy marks a content-filter or policy result (never a failover trigger).
 	ContentPolicy bool
-	// Status is the upstream HTTP status (200 for an error event inside a stream).
+	// Status is the upstream HTTP status (200 for an error event inside a stream). Bedrock
+	// errors carry the status Anthropic would have used (ServiceQuotaExceededException's 400
+	// becomes 429), matching their Anthropic-shaped Body.
 	Status int
 	// Type is the provider's error name: Anthropic error.type, OpenAI error.code or type,
 	// Bedrock exception name.
@@ -147,7 +149,9 @@ type UpstreamError struct {
 	Message string
 	// RetryAfter is the upstream's retry-after-ms / retry-after, when it sent one.
 	RetryAfter time.Duration
-	// Body and Header are the upstream error response, for relaying a client error as-is.
+	// Body and Header are the upstream error response, for relaying a client error as-is
+	// (for Bedrock: re-rendered in the Anthropic shape; a Bedrock JSON error never reaches a
+	// client). For an error inside a stream, Body is the error event's JSON.
 	Body   []byte
 	Header http.Header
 }
