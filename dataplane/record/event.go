@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/pretty"
 
+	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 )
 
@@ -464,8 +465,7 @@ func (e *evt) caller(p *obj) {
 
 // tokens writes the normalized token counts (cost.Usage is disjoint: $ai_input_tokens is the
 // uncached input, hence $ai_cache_reporting_exclusive true for every provider).
-func tokens(p *obj, c *Call) {
-	u := &c.Usage
+func tokens(p *obj, u *cost.Usage) {
 	p.int("$ai_input_tokens", u.InputTokens)
 	p.int("$ai_output_tokens", u.OutputTokens)
 	p.int("$ai_total_tokens", u.TotalTokens())
@@ -541,6 +541,9 @@ func (e *evt) main(final, hops int) []byte {
 	generated := c.TimeToFirstToken > 0 || c.OutputText != ""
 	tokensKnown := c.UsageReported || !u.IsZero() || !generated
 	sendCost := tokensKnown && !u.IsZero() && c.Cost.Priced
+	// count_tokens is free: the counted prompt is not generation input. It is recorded with
+	// zero tokens and an explicit zero cost, so ingestion cannot price the count.
+	counting := c.Op == provider.OpCountTokens
 
 	var hv heavy
 	hv.input = e.req.input
@@ -580,18 +583,25 @@ func (e *evt) main(final, hops int) []byte {
 			}
 			p.strIf("$ai_stop_reason", c.StopReason)
 			p.strIf("$ai_completion_id", c.ResponseID)
-			if tokensKnown {
-				tokens(p, c)
-			} else {
+			switch {
+			case counting:
+				tokens(p, &cost.Usage{})
+				p.int("llm_gateway_counted_input_tokens", u.PromptTokens())
+				costs(p, &Cost{})
+			case tokensKnown:
+				tokens(p, u)
+			default:
 				p.bool("$ai_cache_reporting_exclusive", true)
 				p.bool("llm_gateway_usage_unknown", true)
 			}
-			if !c.UsageReported && !u.IsZero() {
+			if !c.UsageReported && !u.IsZero() && !counting {
 				p.bool("llm_gateway_usage_estimated", true)
 			}
-			if sendCost {
+			switch {
+			case counting:
+			case sendCost:
 				costs(p, &c.Cost)
-			} else if !c.Cost.Priced && !u.IsZero() {
+			case !c.Cost.Priced && !u.IsZero():
 				p.bool("llm_gateway_unpriced", true)
 			}
 			p.strIf("llm_gateway_backend", backend)

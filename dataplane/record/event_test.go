@@ -186,6 +186,15 @@ func scenarios() map[string]*Call {
 			Usage: cost.FromOpenAI(20, 0, 0, 2, 0), UsageReported: true, Cost: cost.Compute(catalog.Price{}, cost.FromOpenAI(20, 0, 0, 2, 0)),
 			Attempts: []Attempt{{Backend: "llm/openai", Provider: "openai", BaseURL: "https://api.openai.com/v1", Model: "gpt-9-preview", Start: t0, Status: 200}},
 		},
+		// Anthropic count_tokens: free, the count is not generation input.
+		"count_tokens": {
+			RequestID: "req-count-1", DistinctID: "user_123", Team: "max-ai", Route: "llm/anthropic",
+			Op: provider.OpCountTokens, RequestedModel: "claude-sonnet-4-5", CanonicalModel: "claude-sonnet-4-5",
+			RequestBody: []byte(`{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"Hello"}]}`),
+			Status: 200, Start: t0, Latency: 90 * time.Millisecond,
+			Usage: cost.Usage{InputTokens: 9}, UsageReported: true,
+			Attempts: []Attempt{anthropicAttempt(t0, 80*time.Millisecond)},
+		},
 		// A stream cut by the upstream before any usage arrived: tokens unknown, not zero.
 		"stream_truncated_no_usage": {
 			RequestID: "req-trunc-1", DistinctID: "user_123", Team: "max-ai", Route: "llm/openai",
@@ -383,6 +392,15 @@ func TestBuildSemantics(t *testing.T) {
 		require.Equal(t, false, p["$process_person_profile"])
 		require.Equal(t, `"Answer in one word."`, mustJSON(t, p["$ai_instructions"]))
 		require.Equal(t, "8", num(t, p["$ai_reasoning_tokens"]))
+	})
+
+	t.Run("count_tokens records the count, not billable tokens", func(t *testing.T) {
+		p := props(t, b.Build(sc["count_tokens"])[0])
+		require.Equal(t, "0", num(t, p["$ai_input_tokens"]))
+		require.Equal(t, "9", num(t, p["llm_gateway_counted_input_tokens"]))
+		require.Equal(t, "0", num(t, p["$ai_total_cost_usd"]))
+		require.Equal(t, true, p["$ai_cost_passthrough"])
+		require.NotContains(t, p, "llm_gateway_unpriced")
 	})
 
 	t.Run("unpriced model sends no cost", func(t *testing.T) {

@@ -460,3 +460,21 @@ func TestFlushDoesNotSitOutALongBackoff(t *testing.T) {
 	require.NoError(t, r.Close(ctx), "the shutdown flush wakes the retry sleeping in its hour-long backoff")
 	requireExactlyOnce(t, sink, 1, "long")
 }
+
+func TestBatchesAreGroupedAndBounded(t *testing.T) {
+	s := newShipper(nil, nil, nil, ShipperOptions{BatchSize: 3, MaxBatchBytes: 250}, newMetrics(nil))
+	a, b := Destination{Host: "http://a", APIKey: "k"}, Destination{Host: "http://b", APIKey: "k"}
+	ev := func(d Destination, size int) Entry { return Entry{Dest: d, Event: make([]byte, size)} }
+	got := s.batches([]Entry{ev(a, 10), ev(b, 10), ev(a, 10), ev(a, 10), ev(a, 10), ev(b, 200), ev(b, 100), ev(a, 400)})
+	var shape []string
+	for _, batch := range got {
+		sizes := ""
+		for _, e := range batch {
+			require.Equal(t, batch[0].Dest, e.Dest, "one destination per batch")
+			sizes += fmt.Sprintf("%d,", len(e.Event))
+		}
+		shape = append(shape, batch[0].Dest.Host+":"+sizes)
+	}
+	require.Equal(t, []string{"http://a:10,10,10,", "http://b:10,200,", "http://a:10,", "http://b:100,", "http://a:400,"}, shape,
+		"at most 3 events and 250 bytes per batch; an oversized event goes alone")
+}

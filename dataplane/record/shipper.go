@@ -13,7 +13,7 @@ import (
 // ShipperOptions configure the shipper.
 type ShipperOptions struct {
 	// BatchSize is the most events per batch (default 100); MaxBatchBytes the most bytes of
-	// events per batch (default 4 MB; a single larger event still goes alone).
+	// events per batch (default 1 MB; a single larger event still goes alone).
 	BatchSize     int
 	MaxBatchBytes int
 	// Workers send batches concurrently (default 2). MaxInFlight bounds the events read from
@@ -40,7 +40,7 @@ func (o *ShipperOptions) defaults() {
 		o.BatchSize = 100
 	}
 	if o.MaxBatchBytes <= 0 {
-		o.MaxBatchBytes = 4 << 20
+		o.MaxBatchBytes = 1_000_000
 	}
 	if o.Workers <= 0 {
 		o.Workers = 2
