@@ -191,7 +191,7 @@ func scenarios() map[string]*Call {
 			RequestID: "req-count-1", DistinctID: "user_123", Team: "max-ai", Route: "llm/anthropic",
 			Op: provider.OpCountTokens, RequestedModel: "claude-sonnet-4-5", CanonicalModel: "claude-sonnet-4-5",
 			RequestBody: []byte(`{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"Hello"}]}`),
-			Status: 200, Start: t0, Latency: 90 * time.Millisecond,
+			Status:      200, Start: t0, Latency: 90 * time.Millisecond,
 			Usage: cost.Usage{InputTokens: 9}, UsageReported: true,
 			Attempts: []Attempt{anthropicAttempt(t0, 80*time.Millisecond)},
 		},
