@@ -88,7 +88,7 @@ func TestUndated(t *testing.T) {
 		{"claude-opus-4-1", "claude-opus-4-1", false},
 		{"gpt-oss-120b", "gpt-oss-120b", false},
 		{"o1", "o1", false},
-		{"model-9999", "model-9999", false},        // not a month-day
+		{"model-9999", "model-9999", false},         // not a month-day
 		{"model-30001231", "model-30001231", false}, // not a plausible year
 		{"-latest", "-latest", false},
 		{"20250929", "20250929", false},
