@@ -22,13 +22,12 @@ if #expired > 0 then
 end
 
 local function num(v) return tonumber(v or '0') or 0 end
-local held = num(redis.call('GET', KEYS[3]))
+local v = redis.call('MGET', KEYS[3], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12])
+local held = num(v[1])
+local rp, rc, tp, tc = num(v[2]), num(v[3]), num(v[4]), num(v[5])
+local spent = {num(v[6]), num(v[7]), num(v[8]), num(v[9])}
 local inflight = redis.call('ZCARD', KEYS[1])
 local tripUntil = num(redis.call('HGET', KEYS[4], 'until'))
-local rp, rc = num(redis.call('GET', KEYS[5])), num(redis.call('GET', KEYS[6]))
-local tp, tc = num(redis.call('GET', KEYS[7])), num(redis.call('GET', KEYS[8]))
-local spent = {}
-for i = 1, 4 do spent[i] = num(redis.call('GET', KEYS[8 + i])) end
 
 local function reply(code)
   return {code, purged, held, inflight, rp, rc, tp, tc, tripUntil, spent[1], spent[2], spent[3], spent[4]}
@@ -56,10 +55,7 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 redis.call('INCRBY', KEYS[3], ARGV[4])
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[10]) end
-redis.call('INCR', KEYS[6])
-redis.call('PEXPIRE', KEYS[6], ARGV[11])
-if tokens > 0 then
-  redis.call('INCRBY', KEYS[8], ARGV[5])
-  redis.call('PEXPIRE', KEYS[8], ARGV[11])
-end
+-- Minute counters get their expiry when created.
+if redis.call('INCR', KEYS[6]) == 1 then redis.call('PEXPIRE', KEYS[6], ARGV[11]) end
+if tokens > 0 and redis.call('INCRBY', KEYS[8], ARGV[5]) == tokens then redis.call('PEXPIRE', KEYS[8], ARGV[11]) end
 return reply(0)

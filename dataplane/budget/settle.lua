@@ -22,7 +22,8 @@ local spent = {}
 for i = 1, 4 do
   if actual > 0 then
     spent[i] = redis.call('INCRBY', KEYS[8 + i], ARGV[3])
-    redis.call('PEXPIRE', KEYS[8 + i], ARGV[8 + i])
+    -- A window's counter gets its expiry when created.
+    if spent[i] == actual then redis.call('PEXPIRE', KEYS[8 + i], ARGV[8 + i]) end
   else
     spent[i] = tonumber(redis.call('GET', KEYS[8 + i]) or '0')
   end
@@ -41,7 +42,7 @@ if delta ~= 0 and redis.call('EXISTS', KEYS[8]) == 1 then redis.call('INCRBY', K
 local tripped, tripUntil, rate = 0, 0, 0
 if actual > 0 then
   local vc = redis.call('INCRBY', KEYS[7], ARGV[3])
-  redis.call('PEXPIRE', KEYS[7], ARGV[18])
+  if vc == actual then redis.call('PEXPIRE', KEYS[7], ARGV[18]) end
   local vp = tonumber(redis.call('GET', KEYS[6]) or '0')
   rate = math.ceil(vp * (60000 - tonumber(ARGV[6])) / 60000) + vc
   local threshold = tonumber(ARGV[7])
