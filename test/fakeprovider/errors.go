@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // writeError writes an HTTP error in the provider's format. errType is the provider's error
@@ -15,9 +16,19 @@ func (c *call) writeError(status int, errType, msg string) {
 	switch c.provider {
 	case OpenAI:
 		h.Set("X-Request-Id", c.id("req_"))
+		if status == http.StatusTooManyRequests && errType != "insufficient_quota" {
+			h.Set("X-Ratelimit-Limit-Requests", "500")
+			h.Set("X-Ratelimit-Remaining-Requests", "0")
+			h.Set("X-Ratelimit-Reset-Requests", "120ms")
+		}
 		b = openAIError(status, errType, msg, c.model)
 	case Anthropic:
 		h.Set("Request-Id", c.id("req_"))
+		if status == http.StatusTooManyRequests && errType != "enforced_spend_limit_reached" {
+			h.Set("Anthropic-Ratelimit-Requests-Limit", "50")
+			h.Set("Anthropic-Ratelimit-Requests-Remaining", "0")
+			h.Set("Anthropic-Ratelimit-Requests-Reset", c.start.Add(time.Minute).UTC().Format(time.RFC3339))
+		}
 		b = anthropicError(status, errType, msg, c.id("req_"))
 	case Bedrock:
 		name := bedrockExceptionName(status, errType)

@@ -41,7 +41,8 @@ func transcript(resp *http.Response, body []byte) []byte {
 	for _, h := range []string{"Content-Type", "Cache-Control", "Retry-After", "Retry-After-Ms", "Request-Id", "X-Request-Id",
 		"Apim-Request-Id", "X-Amzn-Requestid", "X-Amzn-Errortype", "X-Amzn-Bedrock-Content-Type",
 		"X-Amzn-Bedrock-Input-Token-Count", "X-Amzn-Bedrock-Output-Token-Count", "X-Amzn-Bedrock-Cache-Read-Input-Token-Count",
-		"X-Amzn-Bedrock-Cache-Write-Input-Token-Count"} {
+		"X-Amzn-Bedrock-Cache-Write-Input-Token-Count", "X-Ratelimit-Remaining-Requests", "Anthropic-Ratelimit-Requests-Remaining",
+		"Anthropic-Ratelimit-Requests-Reset"} {
 		if v := resp.Header.Get(h); v != "" {
 			fmt.Fprintf(&b, "%s: %s\n", h, v)
 		}
