@@ -171,6 +171,15 @@ func (g *Gateway) Apply(s *snapshot.Snapshot, source string) error {
 	return nil
 }
 
+// CloseIdleConnections closes the idle upstream connections of every backend.
+func (g *Gateway) CloseIdleConnections() {
+	if rt := g.rt.Load(); rt != nil {
+		for _, be := range rt.backends {
+			be.transport.CloseIdleConnections()
+		}
+	}
+}
+
 // Reject records a snapshot that could not be decoded, validated or built.
 func (g *Gateway) Reject(version, source string, err error) {
 	g.statusMu.Lock()
