@@ -2,6 +2,7 @@ package fakeprovider
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -39,7 +40,7 @@ type call struct {
 func (s *Server) handle(p Provider, op Operation, serve func(*call)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.count(r.URL.Path)
-		body, tooLarge, release, err := s.readBody(r)
+		body, tooLarge, release, readErr := s.readBody(r)
 		defer release()
 		c := &call{s: s, w: w, r: r, provider: p, op: op, body: body, start: s.now(), seq: s.nextSeq()}
 		defer c.stopTimer()
@@ -65,10 +66,11 @@ func (s *Server) handle(p Provider, op Operation, serve func(*call)) http.Handle
 		}
 		method, authErr := c.authenticate()
 		rec.AuthMethod = method
+		var scErr error
 		switch {
 		case authErr == nil:
 			rec.Auth = AuthOK
-			c.sc, err = s.resolve(p, r.Header)
+			c.sc, scErr = s.resolve(p, r.Header)
 			rec.Scenario = c.sc.Name
 		case method == "":
 			rec.Auth, rec.AuthError = AuthMissing, authErr.msg
@@ -79,16 +81,20 @@ func (s *Server) handle(p Provider, op Operation, serve func(*call)) http.Handle
 			rec.Header = r.Header.Clone()
 			s.reqs.add(rec)
 		}
-		s.log.Debug("fakeprovider: request", "provider", p, "op", op, "path", r.URL.Path,
-			"model", c.model, "stream", c.stream, "auth", rec.Auth, "scenario", rec.Scenario)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.Debug("fakeprovider: request", "provider", p, "op", op, "path", r.URL.Path,
+				"model", c.model, "stream", c.stream, "auth", rec.Auth, "scenario", rec.Scenario)
+		}
 
 		switch {
 		case authErr != nil:
 			c.writeError(authErr.status, authErr.errType, authErr.msg)
+		case readErr != nil:
+			c.writeError(http.StatusBadRequest, "", "read request body: "+readErr.Error())
 		case tooLarge:
 			c.writeError(http.StatusRequestEntityTooLarge, "", "")
-		case err != nil:
-			c.writeError(http.StatusBadRequest, "", err.Error())
+		case scErr != nil:
+			c.writeError(http.StatusBadRequest, "", scErr.Error())
 		default:
 			serve(c)
 		}

@@ -271,7 +271,7 @@ func bedrockExceptionName(status int, name string) string {
 		return strings.ToUpper(name[:1]) + name[1:]
 	}
 	switch status {
-	case 400:
+	case 400, 413:
 		return "ValidationException"
 	case 401, 403:
 		return "AccessDeniedException"
