@@ -54,7 +54,11 @@ type fileOutbox struct {
 	// read position: segment number and offset of the next record to hand out.
 	readNum uint64
 	readOff int64
+	closed  bool
 }
+
+// errClosed is returned by a closed file outbox.
+var errClosed = errors.New("event outbox is closed")
 
 type segment struct {
 	num    uint64
@@ -214,6 +218,9 @@ func (o *fileOutbox) Append(_ context.Context, entries []Entry) error {
 func (o *fileOutbox) appendRecords(recs []byte, count int) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed {
+		return errClosed
+	}
 	if o.total+int64(len(recs)) > o.opts.MaxBytes {
 		return ErrOutboxFull
 	}
@@ -296,6 +303,9 @@ func (o *fileOutbox) segment(num uint64) *segment {
 func (o *fileOutbox) Read(_ context.Context, max int) ([]Entry, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed {
+		return nil, errClosed
+	}
 	var out []Entry
 	for len(out) < max {
 		s := o.segment(o.readNum)
@@ -448,6 +458,7 @@ func (o *fileOutbox) Stats(context.Context) (Stats, error) {
 func (o *fileOutbox) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.closed = true
 	for _, s := range o.segs {
 		s.f.Close()
 		if s.ack != nil {

@@ -179,6 +179,15 @@ func TestFileOutboxSizeLimit(t *testing.T) {
 	require.NoError(t, ob.Append(context.Background(), []Entry{testEntry(4)}), "space freed by acks is reused")
 }
 
+func TestFileOutboxRefusesAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	ob, err := NewFileOutbox(dir, FileOptions{})
+	require.NoError(t, err)
+	require.NoError(t, ob.Close())
+	require.Error(t, ob.Append(context.Background(), []Entry{testEntry(0)}))
+	require.Empty(t, segFiles(t, dir), "nothing is written after Close")
+}
+
 func TestFileOutboxIsExclusive(t *testing.T) {
 	dir := t.TempDir()
 	ob, err := NewFileOutbox(dir, FileOptions{})
