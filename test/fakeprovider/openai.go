@@ -12,7 +12,7 @@ const systemFingerprint = "fp_fake"
 
 // chat serves OpenAI POST /v1/chat/completions and the Azure chat routes (providers.md 1, 5).
 func (s *Server) chat(c *call) {
-	if c.provider == Azure && !c.azureRoute(true) {
+	if c.provider == Azure && !c.azureRoute() {
 		return
 	}
 	if msg := requireFields(c.body, "messages"); msg != "" {
@@ -73,7 +73,7 @@ func (c *call) openAIHeaders() {
 
 // azureRoute checks api-version (required except on /openai/v1/) and the deployment; false
 // when it wrote the error.
-func (c *call) azureRoute(chat bool) bool {
+func (c *call) azureRoute() bool {
 	v1 := len(c.r.URL.Path) >= 11 && c.r.URL.Path[:11] == "/openai/v1/"
 	if !v1 && c.r.URL.Query().Get("api-version") == "" {
 		c.writeError(http.StatusNotFound, "404", "Resource not found. The api-version query parameter (?api-version=) is required for all requests.")

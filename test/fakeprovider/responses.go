@@ -8,7 +8,7 @@ import (
 
 // responses serves OpenAI POST /v1/responses and the Azure responses routes (providers.md 2).
 func (s *Server) responses(c *call) {
-	if c.provider == Azure && !c.azureRoute(false) {
+	if c.provider == Azure && !c.azureRoute() {
 		return
 	}
 	if msg := requireFields(c.body); msg != "" {
