@@ -40,18 +40,20 @@ func (m *Manager) precheck(r Request, hard [4]int64, now time.Time) *LimitError 
 					usd(r.EstimateMicros), adjective(w), usd(hard[i]), r.Team)}
 		}
 	}
-	if _, until, ok := m.Suspended(r.Team); ok {
-		m.tripMu.RLock()
-		t := m.trips[r.Team]
-		m.tripMu.RUnlock()
-		return runawayError(r.Team, t, until.Sub(now))
+	if t, ok := m.activeTrip(r.Team, now); ok {
+		return runawayError(r.Team, t, t.until.Sub(now))
 	}
 	return nil
 }
 
 func runawayMessage(team string, t trip) string {
+	until := t.until.UTC().Format(time.RFC3339)
+	if t.threshold == 0 { // learnt from a rejection; the poll loop fills in the details
+		return fmt.Sprintf("team %s is suspended by its runaway breaker (spend per minute above its threshold); new calls are rejected until %s",
+			team, until)
+	}
 	return fmt.Sprintf("team %s spent %s in one minute, above its runaway threshold of %s per minute; new calls are rejected until %s",
-		team, usd(t.rate), usd(t.threshold), t.until.UTC().Format(time.RFC3339))
+		team, usd(t.rate), usd(t.threshold), until)
 }
 
 // runawayError is not retryable: a runaway loop must not be retried by SDKs automatically,
@@ -65,21 +67,13 @@ func (m *Manager) storeRejection(r Request, a *admitArgs, res admitResult) *Limi
 	b := r.Budget
 	switch res.code {
 	case rejectRunaway:
-		t := trip{until: time.UnixMilli(res.tripAt).UTC()}
-		// The store holds the trip's details; the poll loop fills them in for Suspended.
-		m.tripMu.Lock()
-		if old, ok := m.trips[r.Team]; ok && old.until.Equal(t.until) {
-			t = old
-		} else {
-			m.trips[r.Team] = t
+		until := time.UnixMilli(res.tripAt).UTC()
+		t, ok := m.activeTrip(r.Team, a.now)
+		if !ok || !t.until.Equal(until) {
+			t = trip{until: until}
+			m.setTrip(r.Team, t)
 		}
-		m.tripMu.Unlock()
-		le := runawayError(r.Team, t, t.until.Sub(a.now))
-		if t.threshold == 0 {
-			le.Message = fmt.Sprintf("team %s is suspended by its runaway breaker (spend per minute above its threshold); new calls are rejected until %s",
-				r.Team, t.until.Format(time.RFC3339))
-		}
-		return le
+		return runawayError(r.Team, t, until.Sub(a.now))
 	case rejectConcurrent:
 		return &LimitError{Limit: LimitConcurrent, Retryable: true, RetryAfter: heldRetryAfter,
 			Message: fmt.Sprintf("team %s has %d calls in flight, its limit of concurrent requests is %d; retry when one finishes",

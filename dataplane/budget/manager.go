@@ -130,8 +130,9 @@ func (m *Manager) Close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		close(m.stop)
-		m.cancel()
 		<-m.done
+		m.replay() // a last chance for settlements queued by a brief outage
+		m.cancel()
 		m.mu.Lock()
 		if n := len(m.pending); n > 0 {
 			m.log.Error("budget manager closed with settlements not replayed", "pending", n)
@@ -308,13 +309,19 @@ func (m *Manager) settled(a *settleArgs, out settleResult, failOpen bool, result
 // the background loop refreshes every PollInterval for teams with open calls, so a trip on
 // any pod shows here within about a second; the proxy uses it to end open streams.
 func (m *Manager) Suspended(team string) (reason string, until time.Time, ok bool) {
-	m.tripMu.RLock()
-	t, found := m.trips[team]
-	m.tripMu.RUnlock()
-	if !found || !t.until.After(m.clock.Now()) {
+	t, ok := m.activeTrip(team, m.clock.Now())
+	if !ok {
 		return "", time.Time{}, false
 	}
 	return runawayMessage(team, t), t.until, true
+}
+
+// activeTrip returns the team's runaway trip known to this pod, if it holds at now.
+func (m *Manager) activeTrip(team string, now time.Time) (trip, bool) {
+	m.tripMu.RLock()
+	t, ok := m.trips[team]
+	m.tripMu.RUnlock()
+	return t, ok && t.until.After(now)
 }
 
 func (m *Manager) setTrip(team string, t trip) {
