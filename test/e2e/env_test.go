@@ -117,6 +117,13 @@ func (m *memRecorder) last(t *testing.T) record.Call {
 	return m.calls[len(m.calls)-1]
 }
 
+// disconnected reports whether the last recorded call was abandoned by its client.
+func (m *memRecorder) disconnected() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.calls) > 0 && m.calls[len(m.calls)-1].ClientDisconnected
+}
+
 // env is an in-process gateway in front of an in-process fake provider.
 type env struct {
 	fake    *fakeprovider.Server
@@ -133,20 +140,12 @@ func newEnv(t *testing.T, mutate func(*snapshot.Snapshot)) *env {
 	t.Helper()
 	e := &env{fake: fakeprovider.New(fakeConfig()), rec: &memRecorder{}, upstreamGone: make(chan string, 16)}
 	e.fakeSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handled := make(chan struct{})
-		go func() {
-			select {
-			case <-r.Context().Done():
-				select {
-				case <-handled:
-				default:
-					e.upstreamGone <- r.URL.Path
-				}
-			case <-handled:
-			}
-		}()
 		e.fake.ServeHTTP(w, r)
-		close(handled)
+		// The server cancels the request context after the handler returns; before that,
+		// only a closed connection cancels it.
+		if r.Context().Err() != nil {
+			e.upstreamGone <- r.URL.Path
+		}
 	}))
 	gw, err := server.New(server.Options{
 		Logger:  slog.New(slog.DiscardHandler),
