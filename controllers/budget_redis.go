@@ -1,0 +1,50 @@
+/*
+Copyright 2026 PostHog Inc.
+
+Licensed under the MIT License. See LICENSE in the repository root.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/posthog/llm-gateway/api/v1alpha1"
+	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
+)
+
+// RedisBudgetState is the BudgetStateReader over the gateway's Redis: it reads the counters
+// dataplane/budget writes (key schema in docs/budget.md) through budgetstatus.
+type RedisBudgetState struct{ r *budgetstatus.Reader }
+
+// NewRedisBudgetState connects to the gateway's Redis (redis://host:port/db, rediss://).
+func NewRedisBudgetState(url string) (*RedisBudgetState, error) {
+	r, err := budgetstatus.New(url)
+	if err != nil {
+		return nil, fmt.Errorf("budget counters: %w", err)
+	}
+	return &RedisBudgetState{r: r}, nil
+}
+
+// BudgetState reads the team's spend in the windows containing now. Holds of calls in flight
+// count against every window.
+func (s *RedisBudgetState) BudgetState(ctx context.Context, team string, now time.Time) (BudgetState, error) {
+	c, err := s.r.Counters(ctx, team, now)
+	if err != nil {
+		return BudgetState{}, err
+	}
+	st := BudgetState{Spent: map[v1alpha1.Window]int64{}, Reserved: map[v1alpha1.Window]int64{}, RunawayTripped: c.RunawayTripped(now)}
+	for w, spent := range c.Spent {
+		st.Spent[v1alpha1.Window(w)] = spent
+		st.Reserved[v1alpha1.Window(w)] = c.ReservedMicros
+	}
+	return st, nil
+}
+
+// Ping checks that Redis is reachable.
+func (s *RedisBudgetState) Ping(ctx context.Context) error { return s.r.Ping(ctx) }
+
+// Close closes the Redis client.
+func (s *RedisBudgetState) Close() error { return s.r.Close() }
