@@ -194,4 +194,3 @@ func TestTeamBudgetStatusReflectsSpendFromRedis(t *testing.T) {
 	poke("2")
 	eventually("the runaway trip shows", func(s v1alpha1.TeamBudgetStatus) bool { return s.Phase == v1alpha1.PhaseRunawayTripped })
 }
-
