@@ -239,3 +239,28 @@ func TestProcessesRedisStoppedMidRun(t *testing.T) {
 		"the spend admitted while Redis was down is replayed into it")
 	require.Equal(t, http.StatusOK, c.call(2, "open").status)
 }
+
+// TestProcessesUpstreamErrorsChargeOnlyWhatWasBilled: an upstream error before any output is
+// charged nothing; a stream that the provider ends with an error event half-way is charged
+// what the provider reported. Either way the hold is released.
+func TestProcessesUpstreamErrorsChargeOnlyWhatWasBilled(t *testing.T) {
+	c := newCluster(t, team("errs", snapshot.Budget{Limits: dayLimit(10_000_000)}))
+	c.fake.SetDefaultFor(fakeprovider.Anthropic, &fakeprovider.Scenario{Status: http.StatusInternalServerError})
+	r := c.call(0, "errs")
+	require.GreaterOrEqual(t, r.status, 500)
+	require.Eventually(t, func() bool { return c.state("errs").InFlight == 0 }, 10*time.Second, 50*time.Millisecond)
+	st := c.state("errs")
+	require.Zero(t, daySpent(st), "a call the provider did not bill costs nothing")
+	require.Zero(t, st.ReservedMicros)
+
+	c.fake.SetDefaultFor(fakeprovider.Anthropic, &fakeprovider.Scenario{Chunks: 10, Fault: fakeprovider.FaultError, FaultAfter: 5,
+		ErrorType: "overloaded_error", Usage: &cost.Usage{InputTokens: usageIn, OutputTokens: usageOut}})
+	s := c.stream(1, "errs")
+	require.Equal(t, "error", s.last().name)
+	est, _ := estimate(streamBody)
+	require.Eventually(t, func() bool {
+		st := c.state("errs")
+		return st.InFlight == 0 && st.ReservedMicros == 0 && daySpent(st) > 0
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Less(t, daySpent(c.state("errs")), est)
+}
