@@ -32,6 +32,7 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	cleanupBinaries()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
