@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -45,13 +46,27 @@ func BenchmarkBuildFailover(b *testing.B) {
 	}
 }
 
-// benchRecord measures Record (build + durable append) with the shipper running against a
-// transport that accepts everything.
-func benchRecord(b *testing.B, ob Outbox) {
-	r, err := New(Options{Outbox: ob, Local: discard{}, Remote: discard{},
+// stalled never answers: the shipper fills its in-flight window and then stays idle, so the
+// benchmark sees the request-path cost alone.
+type stalled struct{}
+
+func (stalled) Send(ctx context.Context, _ Destination, _ [][]byte) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// benchRecord measures Record (build + durable append), with the shipper shipping
+// everything to a transport that accepts it (competing for the CPU as in production), or
+// stalled.
+func benchRecord(b *testing.B, ob Outbox, t Transport) {
+	r, err := New(Options{Outbox: ob, Local: t, Remote: t, Logger: slog.New(slog.DiscardHandler),
 		DefaultDestination: Destination{Host: "http://capture", APIKey: "k"}})
 	require.NoError(b, err)
-	defer r.Close(context.Background())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		r.Close(ctx)
+	}()
 	c := *scenarios()["openai_chat_cached"]
 	b.ReportAllocs()
 	i := 0
@@ -63,9 +78,16 @@ func benchRecord(b *testing.B, ob Outbox) {
 }
 
 func BenchmarkRecordFileOutbox(b *testing.B) {
-	ob, err := NewFileOutbox(b.TempDir(), FileOptions{})
-	require.NoError(b, err)
-	benchRecord(b, ob)
+	for _, tc := range []struct {
+		name string
+		t    Transport
+	}{{"shipper=running", discard{}}, {"shipper=idle", stalled{}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ob, err := NewFileOutbox(b.TempDir(), FileOptions{MaxBytes: 1 << 40})
+			require.NoError(b, err)
+			benchRecord(b, ob, tc.t)
+		})
+	}
 }
 
 func BenchmarkRecordRedisOutbox(b *testing.B) {
@@ -74,7 +96,7 @@ func BenchmarkRecordRedisOutbox(b *testing.B) {
 	defer rdb.Close()
 	ob, err := NewRedisOutbox(context.Background(), rdb, "bench:events", "shipper", "pod-1", RedisOptions{MaxEntries: 1 << 30})
 	require.NoError(b, err)
-	benchRecord(b, ob)
+	benchRecord(b, ob, discard{})
 }
 
 // countingSink accepts batches and counts their events (the cost of a real capture is not

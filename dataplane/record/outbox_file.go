@@ -389,6 +389,8 @@ func (o *fileOutbox) Ack(_ context.Context, ids []string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var errs []error
+	offs := map[*segment][]int64{}
+	var order []*segment
 	for _, id := range ids {
 		num, off, err := parseFileID(id)
 		if err != nil {
@@ -399,15 +401,29 @@ func (o *fileOutbox) Ack(_ context.Context, ids []string) error {
 		if s == nil {
 			continue // already deleted: acked before
 		}
-		if err := o.ackLocked(s, off); err != nil {
+		if _, ok := offs[s]; !ok {
+			order = append(order, s)
+		}
+		offs[s] = append(offs[s], off)
+	}
+	for _, s := range order {
+		if err := o.ackLocked(s, offs[s]...); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (o *fileOutbox) ackLocked(s *segment, off int64) error {
-	if _, done := s.acked[off]; done {
+// ackLocked records offsets of s as acked with one write, then deletes (or rotates away from)
+// the segment when everything in it is acked.
+func (o *fileOutbox) ackLocked(s *segment, offs ...int64) error {
+	buf := make([]byte, 0, 8*len(offs))
+	for _, off := range offs {
+		if _, done := s.acked[off]; !done {
+			buf = binary.LittleEndian.AppendUint64(buf, uint64(off))
+		}
+	}
+	if len(buf) == 0 {
 		return nil
 	}
 	if s.ack == nil {
@@ -417,14 +433,16 @@ func (o *fileOutbox) ackLocked(s *segment, off int64) error {
 		}
 		s.ack = f
 	}
-	var rec [8]byte
-	binary.LittleEndian.PutUint64(rec[:], uint64(off))
-	if _, err := s.ack.Write(rec[:]); err != nil {
-		return fmt.Errorf("write outbox ack %d: %w", s.num, err)
+	if _, err := s.ack.Write(buf); err != nil {
+		return fmt.Errorf("write outbox acks %d: %w", s.num, err)
 	}
-	s.acked[off] = struct{}{}
-	if s == o.cur && len(s.acked) >= s.count && o.readNum == s.num && o.readOff >= s.size {
-		// Everything appended so far is shipped: start a fresh segment on the next append.
+	for _, off := range offs {
+		s.acked[off] = struct{}{}
+	}
+	if s == o.cur && len(s.acked) >= s.count && o.readNum == s.num && o.readOff >= s.size &&
+		s.size >= o.opts.SegmentBytes/8 {
+		// Everything appended so far is shipped and the segment is big enough to be worth
+		// a new file: the next append starts a fresh segment and this one is deleted.
 		o.seal()
 		return nil
 	}
