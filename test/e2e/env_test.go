@@ -5,12 +5,12 @@
 package e2e
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -194,4 +194,4 @@ func (e *env) upstreamRequests() int { return len(e.fake.Requests()) }
 
 func drain(r io.Reader) { _, _ = io.Copy(io.Discard, r) }
 
-var _ = context.Background
+func jsonBody(s string) io.Reader { return strings.NewReader(s) }
