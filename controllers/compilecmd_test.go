@@ -52,8 +52,8 @@ func TestRunCompileUsage(t *testing.T) {
 		want string
 	}{
 		"no files":       {nil, 2, "usage: operator compile"},
-		"bad budget":     {[]string{"-f", "x", "--default-budget-day", "lots"}, 2, "--default-budget-day"},
-		"no hard limit":  {[]string{"-f", "x", "--default-budget-day", ""}, 2, "at least one Hard limit"},
+		"bad budget":     {[]string{"-f", "x", "--default-budget-daily", "lots"}, 2, "--default-budget-daily"},
+		"no hard limit":  {[]string{"-f", "x", "--default-budget-daily", ""}, 2, "at least one Hard limit"},
 		"missing path":   {[]string{"-f", "does/not/exist"}, 1, "does/not/exist"},
 		"stray argument": {[]string{"-f", "x", "extra"}, 2, "usage"},
 	} {

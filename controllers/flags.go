@@ -26,10 +26,10 @@ type DefaultBudgetFlags struct {
 
 // Register adds the flags to fs with the built-in defaults ($50/day, FailClosed, Reject).
 func (f *DefaultBudgetFlags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.Hour, "default-budget-hour", "", "built-in default budget: Hard limit per hour in USD (empty: none)")
-	fs.StringVar(&f.Day, "default-budget-day", "50.00", "built-in default budget: Hard limit per day in USD (empty: none)")
-	fs.StringVar(&f.Week, "default-budget-week", "", "built-in default budget: Hard limit per week in USD (empty: none)")
-	fs.StringVar(&f.Month, "default-budget-month", "", "built-in default budget: Hard limit per calendar month in USD (empty: none)")
+	fs.StringVar(&f.Hour, "default-budget-hourly", "", "built-in default budget: Hard limit per hour in USD (empty: none)")
+	fs.StringVar(&f.Day, "default-budget-daily", "50.00", "built-in default budget: Hard limit per day in USD (empty: none)")
+	fs.StringVar(&f.Week, "default-budget-weekly", "", "built-in default budget: Hard limit per week in USD (empty: none)")
+	fs.StringVar(&f.Month, "default-budget-monthly", "", "built-in default budget: Hard limit per calendar month in USD (empty: none)")
 	fs.StringVar(&f.OnStoreUnavailable, "default-budget-on-store-unavailable", snapshot.FailClosed,
 		"built-in default budget: FailClosed or FailOpen while Redis is unreachable")
 	fs.StringVar(&f.UnpricedModels, "default-budget-unpriced-models", snapshot.UnpricedReject,
@@ -40,8 +40,8 @@ func (f *DefaultBudgetFlags) Register(fs *flag.FlagSet) {
 func (f *DefaultBudgetFlags) options() (compile.Options, error) {
 	b := snapshot.Budget{Source: "builtin", OnStoreUnavailable: f.OnStoreUnavailable, Unpriced: f.UnpricedModels}
 	for _, w := range []struct{ window, value, flag string }{
-		{snapshot.WindowHour, f.Hour, "hour"}, {snapshot.WindowDay, f.Day, "day"},
-		{snapshot.WindowWeek, f.Week, "week"}, {snapshot.WindowMonth, f.Month, "month"},
+		{snapshot.WindowHour, f.Hour, "hourly"}, {snapshot.WindowDay, f.Day, "daily"},
+		{snapshot.WindowWeek, f.Week, "weekly"}, {snapshot.WindowMonth, f.Month, "monthly"},
 	} {
 		if w.value == "" {
 			continue

@@ -33,6 +33,7 @@ import (
 	"github.com/posthog/llm-gateway/api/v1alpha1"
 	"github.com/posthog/llm-gateway/controllers/internal/compile"
 	"github.com/posthog/llm-gateway/controllers/internal/publish"
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
 // NewScheme returns a scheme with the Kubernetes built-in kinds and the llm-gateway kinds.
@@ -98,7 +99,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 		return nil, errors.New("--snapshot-token-file is required: the snapshot carries provider credentials")
 	}
 	if opts.OperatorNamespace == "" {
-		return nil, errors.New("the operator namespace is required (--operator-namespace or POD_NAMESPACE)")
+		return nil, errors.New("the operator namespace is required (--snapshot-secret-namespace or POD_NAMESPACE)")
 	}
 	o := &Operator{world: newWorld(), budgetState: opts.BudgetState, now: opts.Now}
 	if o.now == nil {
@@ -172,6 +173,15 @@ func (o *Operator) SnapshotVersion() (string, bool) {
 	return v, ok
 }
 
+// Snapshot returns a copy of the snapshot served now (nil before there is one).
+func (o *Operator) Snapshot() (*snapshot.Snapshot, error) {
+	_, body, ok := o.server.Current()
+	if !ok {
+		return nil, nil
+	}
+	return snapshot.Decode(body)
+}
+
 // Ready is a readiness check: ready once a snapshot is served.
 func (o *Operator) Ready(*http.Request) error {
 	if _, ok := o.SnapshotVersion(); !ok {
@@ -200,7 +210,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8082", "address of /healthz and /readyz (ready once a snapshot is served)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader among operator replicas; only the leader writes status and the snapshot Secret")
 	fs.StringVar(&c.Namespace, "namespace", "", "namespace whose objects are compiled (empty: all namespaces)")
-	fs.StringVar(&c.OperatorNamespace, "operator-namespace", defaultOperatorNamespace(),
+	fs.StringVar(&c.OperatorNamespace, "snapshot-secret-namespace", defaultOperatorNamespace(),
 		"namespace of the snapshot Secret and the leader election lease (from $POD_NAMESPACE, else the service account's namespace, else llm-gateway-system)")
 	c.DefaultBudget.Register(fs)
 }

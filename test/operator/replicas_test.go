@@ -1,0 +1,186 @@
+/*
+Copyright 2026 PostHog Inc.
+
+Licensed under the MIT License. See LICENSE in the repository root.
+*/
+
+package operator
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/posthog/llm-gateway/api/v1alpha1"
+	"github.com/posthog/llm-gateway/controllers"
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
+)
+
+// These tests do not run in parallel: they count replicas and compare versions, so nothing
+// else may change the snapshot or poll the server meanwhile. Go runs them before the parallel
+// tests of this package.
+
+// TestProgrammedFollowsAcks plays two gateway pods against the snapshot server and checks that
+// Programmed reports "N/M replicas at version X" as they apply versions.
+func TestProgrammedFollowsAcks(t *testing.T) {
+	requireEnvtest(t)
+	ns := namespace(t)
+	b := backend(ns, "openai", v1alpha1.ProviderOpenAI, "creds")
+	create(t, secret(ns, "creds", map[string]string{"apiKey": "sk-acks"}), b)
+	waitCondition(t, b, v1alpha1.ConditionResolvedRefs, metav1.ConditionTrue, v1alpha1.ReasonResolvedRefs)
+	v1 := currentVersion(t, b)
+
+	// pod-a starts with nothing, gets v1, then acks it.
+	status, version, _ := poll(t, "pod-a", "")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, v1, version)
+	status, _, _ = poll(t, "pod-a", v1)
+	require.Equal(t, http.StatusNotModified, status)
+	c := waitCondition(t, b, v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed)
+	require.Equal(t, "1/1 replicas at version "+v1, c.Message)
+	require.Contains(t, waitEvent(t, b, corev1.EventTypeNormal, v1alpha1.ReasonProgrammed), "1/1 replicas at version "+v1)
+
+	// pod-b connects and has not applied anything yet.
+	status, _, _ = poll(t, "pod-b", "")
+	require.Equal(t, http.StatusOK, status)
+	c = waitCondition(t, b, v1alpha1.ConditionProgrammed, metav1.ConditionFalse, v1alpha1.ReasonPending)
+	require.Equal(t, "1/2 replicas at version "+v1, c.Message)
+	poll(t, "pod-b", v1)
+	c = waitCondition(t, b, v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed)
+	require.Equal(t, "2/2 replicas at version "+v1, c.Message)
+
+	// A spec change makes a new snapshot that neither pod serves yet.
+	update(t, b, func() { b.Spec.MaxConcurrentRequests = 7 })
+	var v2 string
+	require.Eventually(t, func() bool {
+		c := condition(t, b, v1alpha1.ConditionProgrammed)
+		v2 = currentVersion(t, b)
+		return v2 != v1 && c != nil && c.Message == "0/2 replicas at version "+v2 && c.ObservedGeneration == b.Generation
+	}, timeout, tick)
+	for _, pod := range []string{"pod-a", "pod-b"} {
+		status, version, body := poll(t, pod, v1)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, v2, version)
+		s, err := snapshot.Decode(body)
+		require.NoError(t, err)
+		require.Equal(t, 7, findBackend(t, s, ns+"/openai").MaxConcurrent)
+		poll(t, pod, v2)
+	}
+	c = waitCondition(t, b, v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed)
+	require.Equal(t, "2/2 replicas at version "+v2, c.Message)
+}
+
+// TestColdStartServesStoredSnapshot: a new operator replica serves the snapshot kept in the
+// Secret from the moment it is set up, before any compile.
+func TestColdStartServesStoredSnapshot(t *testing.T) {
+	requireEnvtest(t)
+	stored := waitStoredSnapshot(t)
+
+	mgr, err := newManager(true)
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	op2, err := controllers.Setup(context.Background(), mgr, controllers.Options{
+		OperatorNamespace: operatorNamespace, SnapshotListener: l, SnapshotToken: []byte(token), DefaultBudget: defaultBudgetFlags(),
+	})
+	require.NoError(t, err)
+	version, ok := op2.SnapshotVersion()
+	require.True(t, ok, "the stored snapshot is served before the manager even starts")
+	require.Equal(t, stored.Version, version)
+}
+
+// TestEveryReplicaCompiles starts a second operator replica that is not the leader: it still
+// compiles and serves snapshots, and its versions agree with the leader's.
+func TestEveryReplicaCompiles(t *testing.T) {
+	requireEnvtest(t)
+	mgr, err := newManager(true)
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	op2, err := controllers.Setup(context.Background(), mgr, controllers.Options{
+		OperatorNamespace: operatorNamespace, SnapshotListener: l, SnapshotToken: []byte(token), DefaultBudget: defaultBudgetFlags(),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+
+	// A change after the second replica started: it can only serve the new version by
+	// compiling it itself (its stored copy is older).
+	ns := namespace(t)
+	create(t, rollout(ns, "replica-team", "replica-product"))
+	require.Eventually(t, func() bool {
+		s := served(t)
+		v2, _ := op2.SnapshotVersion()
+		return findTeam(s, "replica-team") != nil && v2 == s.Version
+	}, timeout, tick, "the second replica serves the leader's version")
+	select {
+	case <-mgr.Elected():
+		t.Fatal("the second replica must not be the leader while the first holds the lease")
+	default:
+	}
+}
+
+func currentVersion(t *testing.T, _ client.Object) string {
+	t.Helper()
+	s := served(t)
+	return s.Version
+}
+
+func findBackend(t *testing.T, s *snapshot.Snapshot, name string) snapshot.Backend {
+	t.Helper()
+	for _, b := range s.Backends {
+		if b.Name == name {
+			return b
+		}
+	}
+	t.Fatalf("backend %s is not in snapshot %s", name, s.Version)
+	return snapshot.Backend{}
+}
+
+func findRoute(s *snapshot.Snapshot, name string) *snapshot.Route {
+	for i := range s.Routes {
+		if s.Routes[i].Name == name {
+			return &s.Routes[i]
+		}
+	}
+	return nil
+}
+
+func findTeam(s *snapshot.Snapshot, name string) *snapshot.Team {
+	for i := range s.Teams {
+		if s.Teams[i].Name == name {
+			return &s.Teams[i]
+		}
+	}
+	return nil
+}
+
+// waitStoredSnapshot waits until the Secret holds the snapshot served now and returns it.
+func waitStoredSnapshot(t *testing.T) *snapshot.Snapshot {
+	t.Helper()
+	var stored *snapshot.Snapshot
+	require.Eventually(t, func() bool {
+		var s corev1.Secret
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: controllers.SnapshotSecretName}, &s); err != nil {
+			return false
+		}
+		snap, err := snapshot.Decode(s.Data[controllers.SnapshotSecretKey])
+		require.NoError(t, err, "the stored snapshot is valid")
+		stored = snap
+		return snap.Version == served(t).Version
+	}, timeout, tick, fmt.Sprintf("the Secret %s/%s holds the served snapshot", operatorNamespace, controllers.SnapshotSecretName))
+	return stored
+}
