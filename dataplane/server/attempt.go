@@ -81,7 +81,7 @@ type outcome struct {
 // within a group. Sticky requests keep the configured order (only the first may serve them).
 func (c *call) order() []target {
 	ts := c.rt.targets[c.route.Name]
-	if len(ts) <= 1 || c.info.Sticky != "" {
+	if c.info.Sticky != "" || !c.rt.weighted[c.route.Name] {
 		return ts
 	}
 	out := slices.Clone(ts)
@@ -469,7 +469,7 @@ func (c *call) writeAttemptError(be *backendRT, aerr *attemptErr, exhausted bool
 		c.rec.Status = ue.Status
 		c.rec.Error = aerr.recordError()
 	case ue != nil:
-		ge := gatewayErrorFor(aerr)
+		ge := gatewayErrorFor(c.shape, aerr)
 		ge.Message = ue.Message
 		if c.shape == snapshot.ShapeAnthropic && ue.Type != "" {
 			ge.AnthropicType = ue.Type
@@ -478,12 +478,13 @@ func (c *call) writeAttemptError(be *backendRT, aerr *attemptErr, exhausted bool
 		c.fail(ge, 0)
 	default:
 		c.rec.Error = aerr.recordError()
-		c.fail(gatewayErrorFor(aerr), 0)
+		c.fail(gatewayErrorFor(c.shape, aerr), 0)
 	}
 }
 
-// gatewayErrorFor renders an attempt failure the gateway reports itself.
-func gatewayErrorFor(aerr *attemptErr) *provider.GatewayError {
+// gatewayErrorFor renders an attempt failure the gateway reports itself. Overloaded is
+// Anthropic's 529 in its shape and 503 in OpenAI's.
+func gatewayErrorFor(shape snapshot.Shape, aerr *attemptErr) *provider.GatewayError {
 	msg := aerr.err.Error()
 	switch aerr.class {
 	case snapshot.FailoverTimeout:
@@ -491,7 +492,11 @@ func gatewayErrorFor(aerr *attemptErr) *provider.GatewayError {
 	case snapshot.FailoverConnectionError:
 		return errUpstream(http.StatusBadGateway, "upstream_unreachable", msg)
 	case snapshot.FailoverOverloaded:
-		return gatewayErr(529, provider.AnthropicOverloaded, provider.OpenAIServerError, "upstream_overloaded", "", msg)
+		status := http.StatusServiceUnavailable
+		if shape == snapshot.ShapeAnthropic {
+			status = 529
+		}
+		return gatewayErr(status, provider.AnthropicOverloaded, provider.OpenAIServerError, "upstream_overloaded", "", msg)
 	case snapshot.FailoverRateLimited, snapshot.FailoverQuotaExhausted:
 		return gatewayErr(http.StatusTooManyRequests, provider.AnthropicRateLimit, provider.OpenAIRateLimit, "upstream_rate_limited", "", msg)
 	case snapshot.FailoverServerError, snapshot.FailoverNotFound:

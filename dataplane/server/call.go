@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -249,15 +251,20 @@ func (c *call) observe() {
 		m.TokenUsage.WithLabelValues(team, model, "input").Observe(float64(u.PromptTokens()))
 		m.TokenUsage.WithLabelValues(team, model, "output").Observe(float64(u.OutputTokens))
 	}
-	attrs := []any{"request_id", c.rec.RequestID, "team", team, "op", c.op, "route", route, "model", c.rec.RequestedModel,
-		"status", status, "latency_ms", c.rec.Latency.Milliseconds(), "attempts", len(c.rec.Attempts)}
+	if !c.g.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs, slog.String("request_id", c.rec.RequestID), slog.String("team", team), slog.String("op", string(c.op)),
+		slog.String("route", route), slog.String("model", c.rec.RequestedModel), slog.Int("status", status),
+		slog.Int64("latency_ms", c.rec.Latency.Milliseconds()), slog.Int("attempts", len(c.rec.Attempts)))
 	if c.rec.Backend != "" {
-		attrs = append(attrs, "backend", c.rec.Backend)
+		attrs = append(attrs, slog.String("backend", c.rec.Backend))
 	}
 	if c.rec.Error != nil {
-		attrs = append(attrs, "error_type", c.rec.Error.Type, "error", c.rec.Error.Message)
+		attrs = append(attrs, slog.String("error_type", c.rec.Error.Type), slog.String("error", c.rec.Error.Message))
 	}
-	c.g.log.Info("request", attrs...)
+	c.g.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 
 func statusLabel(status int) string { return strconv.Itoa(status) }

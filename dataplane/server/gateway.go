@@ -46,6 +46,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// TeamState reports a team's budget state on /admin/teams when set.
 	TeamState TeamStateFunc
+	// UpstreamTransport, when set, carries every backend's traffic instead of a connection
+	// pool per backend (tests and benchmarks).
+	UpstreamTransport http.RoundTripper
 	// LegacyTransport carries legacy passthrough traffic; a default transport when nil.
 	LegacyTransport http.RoundTripper
 }
@@ -154,7 +157,7 @@ func (g *Gateway) Apply(s *snapshot.Snapshot, source string) error {
 	}
 	g.rt.Store(rt)
 	for _, be := range retired {
-		be.transport.CloseIdleConnections()
+		be.closeIdle()
 		if _, still := rt.backends[be.b.Name]; !still {
 			g.metrics.CircuitState.DeleteLabelValues(be.b.Name)
 			g.metrics.BackendInFlight.DeleteLabelValues(be.b.Name)
@@ -175,7 +178,7 @@ func (g *Gateway) Apply(s *snapshot.Snapshot, source string) error {
 func (g *Gateway) CloseIdleConnections() {
 	if rt := g.rt.Load(); rt != nil {
 		for _, be := range rt.backends {
-			be.transport.CloseIdleConnections()
+			be.closeIdle()
 		}
 	}
 }

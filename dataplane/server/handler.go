@@ -194,6 +194,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 func isTooLarge(err error) bool {
+	if err == nil {
+		return false
+	}
 	var mbe *http.MaxBytesError
 	return errors.As(err, &mbe)
 }

@@ -261,7 +261,7 @@ func newEnv(t *testing.T, mutate func(*snapshot.Snapshot), opts ...func(*Options
 		e.srv.Close()
 		if rt := g.Runtime(); rt != nil {
 			for _, be := range rt.backends {
-				be.transport.CloseIdleConnections()
+				be.closeIdle()
 			}
 		}
 	})

@@ -126,7 +126,7 @@ func (c *call) endStream(rc *http.ResponseController, o *outcome, err error) {
 	case o.ctx.Err() != nil && errors.Is(cause, errIdleTimeout):
 		ge = errUpstream(http.StatusGatewayTimeout, "upstream_idle_timeout", cause.Error())
 	case errors.As(err, &ue):
-		ge = gatewayErrorFor(&attemptErr{class: ue.Class, upstream: ue, err: ue})
+		ge = gatewayErrorFor(c.shape, &attemptErr{class: ue.Class, upstream: ue, err: ue})
 		ge.Message = ue.Message
 		if ue.Type != "" {
 			ge.AnthropicType = ue.Type

@@ -28,7 +28,7 @@ const (
 type backendRT struct {
 	b         *snapshot.Backend
 	adapter   provider.Adapter
-	transport *http.Transport
+	transport http.RoundTripper
 	breaker   *Breaker
 	inFlight  atomic.Int64
 
@@ -52,6 +52,7 @@ type Runtime struct {
 	legacy   *rollout.Legacy
 	backends map[string]*backendRT
 	targets  map[string][]target // by route name
+	weighted map[string]bool     // routes with a priority group of several targets
 	models   []byte              // GET /v1/models body
 	builtAt  time.Time
 }
@@ -72,6 +73,7 @@ func (g *Gateway) buildRuntime(s *snapshot.Snapshot, prev *Runtime) (*Runtime, [
 		auth:     auth.New(s),
 		backends: make(map[string]*backendRT, len(s.Backends)),
 		targets:  make(map[string][]target, len(s.Routes)),
+		weighted: map[string]bool{},
 		builtAt:  g.now(),
 	}
 	rt.catalog = g.catalog.WithOverrides(s.Backends)
@@ -102,6 +104,9 @@ func (g *Gateway) buildRuntime(s *snapshot.Snapshot, prev *Runtime) (*Runtime, [
 			be, ok := rt.backends[rb.Backend]
 			if !ok {
 				return nil, nil, fmt.Errorf("route %s: backend %s does not exist", r.Name, rb.Backend)
+			}
+			if n := len(ts); n > 0 && ts[n-1].priority == rb.Priority {
+				rt.weighted[r.Name] = true
 			}
 			ts = append(ts, target{be: be, priority: rb.Priority, weight: rb.Weight})
 		}
@@ -134,16 +139,10 @@ func (g *Gateway) newBackend(b *snapshot.Backend) (*backendRT, error) {
 		firstByte: msOr(b.Timeouts.FirstByteMs, defaultFirstByteTimeout),
 		idle:      msOr(b.Timeouts.IdleMs, defaultIdleTimeout),
 	}
-	be.transport = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: be.connect, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   be.connect + 5*time.Second,
-		ExpectContinueTimeout: time.Second,
-		// ResponseHeaderTimeout is not used: the proxy core times the first byte itself.
+	if g.opts.UpstreamTransport != nil {
+		be.transport = g.opts.UpstreamTransport
+	} else {
+		be.transport = newTransport(be.connect)
 	}
 	name := b.Name
 	be.breaker = NewBreaker(b.CircuitBreaker, g.now, func(state int) {
@@ -151,4 +150,25 @@ func (g *Gateway) newBackend(b *snapshot.Backend) (*backendRT, error) {
 	})
 	g.metrics.CircuitState.WithLabelValues(name).Set(0)
 	return be, nil
+}
+
+// newTransport is a backend's own connection pool. The dial timeout is the backend's connect
+// timeout; ResponseHeaderTimeout is not used: the proxy core times the first byte itself.
+func newTransport(connect time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   connect + 5*time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+func (be *backendRT) closeIdle() {
+	if t, ok := be.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
 }
