@@ -13,6 +13,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/record"
+	routepkg "github.com/posthog/llm-gateway/dataplane/route"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -40,8 +41,11 @@ type call struct {
 	upstreamModel string
 	reservation   *budget.Reservation
 	result        *provider.Result
-	committed     bool // status and headers were written to the client
-	events        int  // stream events written to the client
+	// modelLabel is the model as a metric label: the canonical model, or "other" for a name
+	// only a route prefix admitted and the catalog does not know.
+	modelLabel string
+	committed  bool // status and headers were written to the client
+	events     int  // stream events written to the client
 }
 
 // fail writes a gateway error (nothing was sent upstream, or the upstream failed in a way
@@ -115,6 +119,10 @@ func (c *call) serve() {
 	route := m.Route
 	c.route = route
 	c.rec.Route, c.rec.CanonicalModel = route.Name, m.Canonical
+	c.modelLabel = m.Canonical
+	if m.By == routepkg.ByPrefix && !c.rt.catalog.Known(c.shape, m.Canonical) {
+		c.modelLabel = "other" // a prefix admits any name: keep metric labels bounded
+	}
 
 	if limit := route.Limits.MaxBodyBytes; limit > 0 && int64(len(body)) > limit {
 		c.fail(errTooLarge(fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes for model %s",
@@ -210,10 +218,10 @@ func (c *call) price() {
 	c.rec.Cost = record.Cost{InputMicros: b.InputMicros, CacheReadMicros: b.CacheReadMicros, CacheWriteMicros: b.CacheWriteMicros,
 		OutputMicros: b.OutputMicros, TotalMicros: b.TotalMicros, Priced: b.Priced}
 	if !b.Priced {
-		c.g.metrics.Unpriced.WithLabelValues(c.rec.Team, c.rec.CanonicalModel).Inc()
+		c.g.metrics.Unpriced.WithLabelValues(c.rec.Team, c.modelLabel).Inc()
 		return
 	}
-	c.g.metrics.CostMicros.WithLabelValues(c.rec.Team, c.rec.CanonicalModel).Add(float64(b.TotalMicros))
+	c.g.metrics.CostMicros.WithLabelValues(c.rec.Team, c.modelLabel).Add(float64(b.TotalMicros))
 }
 
 // estimateUsage is the usage of a call whose provider reported none (a stream cut short):
@@ -232,7 +240,7 @@ func (c *call) estimateUsage() (u cost.Usage) {
 
 // observe updates the request metrics and writes the access log line.
 func (c *call) observe() {
-	team, route, model := c.rec.Team, "", c.rec.CanonicalModel
+	team, route, model := c.rec.Team, "", c.modelLabel
 	if c.route != nil {
 		route = c.route.Name
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/gjson"
 
@@ -227,4 +228,16 @@ func TestModelsList(t *testing.T) {
 		require.Positive(t, m.ContextWindow)
 	}
 	require.Equal(t, map[string]bool{"gpt-4o": true, "claude-sonnet-4-5": true}, ids)
+}
+
+func TestPrefixModelsKeepMetricLabelsBounded(t *testing.T) {
+	e := newEnv(t, func(s *snapshot.Snapshot) { s.Routes[0].Prefixes = []string{"gpt-"} })
+	for _, m := range []string{"gpt-made-up-1", "gpt-made-up-2"} {
+		resp := e.do("POST", "/v1/chat/completions", keyAlpha, `{"model":"`+m+`","messages":[]}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, m, e.recorder.last(t).CanonicalModel, "the event keeps the name")
+	}
+	n, err := testutil.GatherAndCount(e.g.Metrics().Registry, "llm_gateway_requests_total")
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "both calls share the model label \"other\"")
 }
