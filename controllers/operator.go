@@ -65,6 +65,9 @@ type Options struct {
 	DefaultBudget DefaultBudgetFlags
 	// BudgetState, when set, supplies spend figures for TeamBudget status.
 	BudgetState BudgetStateReader
+	// ReplicaID names this operator replica in the gateway pod reports replicas share
+	// (default: the host name, which is the pod name in a cluster).
+	ReplicaID string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -72,6 +75,7 @@ type Options struct {
 // Operator is the set of components Setup added to a manager.
 type Operator struct {
 	server      *publish.Server
+	share       *replicaShare
 	world       *world
 	budgetState BudgetStateReader
 	now         func() time.Time
@@ -113,6 +117,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 		Log:               log.WithName("server"),
 	})
 
+	if opts.ReplicaID == "" {
+		if opts.ReplicaID, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("replica id: %w", err)
+		}
+	}
+	o.share = newReplicaShare(mgr.GetClient(), mgr.GetAPIReader(), opts.OperatorNamespace, opts.ReplicaID, o.server, o.now, log.WithName("replicas"))
+	o.share.onChange = o.world.notify
+	if err := mgr.Add(o.share); err != nil {
+		return nil, fmt.Errorf("add the replica report sharer: %w", err)
+	}
+
 	secret := types.NamespacedName{Namespace: opts.OperatorNamespace, Name: SnapshotSecretName}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	loadStored(lctx, mgr.GetAPIReader(), secret, o.server, log)
@@ -123,7 +138,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 		return nil, fmt.Errorf("set up the snapshot controller: %w", err)
 	}
 	rec := mgr.GetEventRecorder("llm-gateway-operator")
-	replicas := func(version string) publish.Replicas { return publish.Count(o.server.Pods(), version) }
+	replicas := func(version string) publish.Replicas { return publish.Count(o.share.pods(), version) }
 	for _, err := range []error{
 		(&statusReconciler[v1alpha1.LLMRoute, *v1alpha1.LLMRoute]{kind: compile.KindLLMRoute, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec}).setup(mgr),
 		(&statusReconciler[v1alpha1.ProviderBackend, *v1alpha1.ProviderBackend]{kind: compile.KindProviderBackend, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec}).setup(mgr),
@@ -157,8 +172,12 @@ type everyReplica func(context.Context) error
 func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
 func (f everyReplica) NeedLeaderElection() bool        { return false }
 
-// replicasChanged runs when a pod joins, leaves or acks a version: Programmed changes.
+// replicasChanged runs when a pod of this replica joins, leaves or acks a version:
+// Programmed changes, and the other replicas should know.
 func (o *Operator) replicasChanged() {
+	if o.share != nil {
+		o.share.localChanged()
+	}
 	if version, _, ok := o.server.Current(); ok {
 		r := publish.Count(o.server.Pods(), version)
 		replicasGauge.WithLabelValues("current").Set(float64(r.Ready))

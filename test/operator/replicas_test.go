@@ -98,7 +98,8 @@ func TestColdStartServesStoredSnapshot(t *testing.T) {
 }
 
 // TestEveryReplicaCompiles starts a second operator replica that is not the leader: it still
-// compiles and serves snapshots, and its versions agree with the leader's.
+// compiles and serves snapshots, its versions agree with the leader's, and a gateway pod that
+// polls only the second replica counts in the leader's Programmed.
 func TestEveryReplicaCompiles(t *testing.T) {
 	requireEnvtest(t)
 	mgr, err := newManager(true)
@@ -107,6 +108,7 @@ func TestEveryReplicaCompiles(t *testing.T) {
 	require.NoError(t, err)
 	op2, err := controllers.Setup(context.Background(), mgr, controllers.Options{
 		OperatorNamespace: operatorNamespace, SnapshotListener: l, SnapshotToken: []byte(token), DefaultBudget: defaultBudgetFlags(),
+		ReplicaID: "replica-b",
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -120,17 +122,45 @@ func TestEveryReplicaCompiles(t *testing.T) {
 	// A change after the second replica started: it can only serve the new version by
 	// compiling it itself (its stored copy is older).
 	ns := namespace(t)
-	create(t, rollout(ns, "replica-team", "replica-product"))
+	ro := rollout(ns, "replica-team", "replica-product")
+	create(t, ro)
+	var version string
 	require.Eventually(t, func() bool {
 		s := served(t)
-		v2, _ := op2.SnapshotVersion()
-		return findTeam(s, "replica-team") != nil && v2 == s.Version
+		version, _ = op2.SnapshotVersion()
+		return findTeam(s, "replica-team") != nil && version == s.Version
 	}, timeout, tick, "the second replica serves the leader's version")
 	select {
 	case <-mgr.Elected():
 		t.Fatal("the second replica must not be the leader while the first holds the lease")
 	default:
 	}
+
+	// A gateway pod long-polls the second replica only, up to date; the pods of earlier tests
+	// stop polling and expire.
+	pollCtx, stopPolling := context.WithCancel(context.Background())
+	polled := make(chan int, 1)
+	go func() { polled <- longPoll(pollCtx, "http://"+l.Addr().String(), "pod-on-b", version) }()
+	c := waitCondition(t, ro, v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed)
+	require.Equal(t, "1/1 replicas at version "+version, c.Message)
+	stopPolling()
+	<-polled
+}
+
+// longPoll holds one snapshot request (wait=60) until ctx ends or the server answers, and
+// returns the status (0 when cancelled).
+func longPoll(ctx context.Context, base, pod, applied string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/snapshot?wait=60&pod="+pod+"&applied="+applied, nil)
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func currentVersion(t *testing.T, _ client.Object) string {

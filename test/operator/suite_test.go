@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
@@ -245,14 +246,21 @@ func condition(t *testing.T, obj v1alpha1.Object, typ string) *metav1.Condition 
 // current generation) and returns it.
 func waitCondition(t *testing.T, obj v1alpha1.Object, typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
 	t.Helper()
-	var last *metav1.Condition
-	require.Eventually(t, func() bool {
-		last = condition(t, obj, typ)
-		return last != nil && last.Status == status && last.Reason == reason &&
-			obj.GetCommonStatus().ObservedGeneration == obj.GetGeneration()
-	}, timeout, tick, "%s %s/%s: want %s=%s (%s); last: %+v", obj.GetObjectKind().GroupVersionKind().Kind,
-		obj.GetNamespace(), obj.GetName(), typ, status, reason, last)
-	return *last
+	var got metav1.Condition
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		if !assert.NoError(c, k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)) {
+			return
+		}
+		cond := meta.FindStatusCondition(obj.GetCommonStatus().Conditions, typ)
+		if !assert.NotNil(c, cond, "%s %s/%s has no %s condition", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), typ) {
+			return
+		}
+		assert.Equal(c, status, cond.Status, "%s/%s %s: %+v", obj.GetNamespace(), obj.GetName(), typ, *cond)
+		assert.Equal(c, reason, cond.Reason, "%s/%s %s: %+v", obj.GetNamespace(), obj.GetName(), typ, *cond)
+		assert.Equal(c, obj.GetGeneration(), obj.GetCommonStatus().ObservedGeneration, "%s/%s observedGeneration", obj.GetNamespace(), obj.GetName())
+		got = *cond
+	}, timeout, tick)
+	return got
 }
 
 // waitEvent waits for an event about the object with the reason and type, and returns its note.
