@@ -7,12 +7,17 @@ Licensed under the MIT License. See LICENSE in the repository root.
 package controllers
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
+	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/test/redistest"
 )
 
 func TestNextReset(t *testing.T) {
@@ -94,4 +99,36 @@ func TestBudgetStatus(t *testing.T) {
 			require.Equal(t, time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC), v.windows[1].ResetsAt.Time)
 		})
 	}
+}
+
+// TestRedisBudgetState reads counters the way the gateway writes them (docs/budget.md) through
+// a real redis-server.
+func TestRedisBudgetState(t *testing.T) {
+	srv := redistest.Start(t)
+	r, err := budgetstatus.New(srv.URL())
+	require.NoError(t, err)
+	defer r.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	now := time.Date(2026, 3, 4, 10, 15, 0, 0, time.UTC)
+	require.NoError(t, rdb.MSet(ctx,
+		"llmgw:{ai}:spend:Day:"+budgetstatus.BucketID(snapshot.WindowDay, now), "7000000",
+		"llmgw:{ai}:spend:Month:"+budgetstatus.BucketID(snapshot.WindowMonth, now), "40000000",
+		"llmgw:{ai}:held", "500000",
+	).Err())
+	require.NoError(t, rdb.ZAdd(ctx, "llmgw:{ai}:res", redis.Z{Score: float64(now.Add(time.Minute).UnixMilli()), Member: "r1"}).Err())
+
+	st, err := redisBudgetState{r}.BudgetState(ctx, "ai", now)
+	require.NoError(t, err)
+	require.Equal(t, int64(7_000_000), st.Spent[v1alpha1.WindowDay])
+	require.Equal(t, int64(40_000_000), st.Spent[v1alpha1.WindowMonth])
+	require.Zero(t, st.Spent[v1alpha1.WindowHour])
+	require.Equal(t, int64(500_000), st.Reserved[v1alpha1.WindowDay], "holds count against every window")
+	require.Equal(t, int64(500_000), st.Reserved[v1alpha1.WindowHour])
+	require.False(t, st.RunawayTripped)
+
+	srv.Stop()
+	_, err = redisBudgetState{r}.BudgetState(ctx, "ai", now)
+	require.Error(t, err)
 }

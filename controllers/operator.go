@@ -31,6 +31,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
+	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
 	"github.com/posthog/llm-gateway/controllers/internal/compile"
 	"github.com/posthog/llm-gateway/controllers/internal/publish"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
@@ -218,6 +219,7 @@ type Config struct {
 	LeaderElect            bool
 	Namespace              string
 	OperatorNamespace      string
+	RedisURL               string
 	DefaultBudget          DefaultBudgetFlags
 }
 
@@ -231,6 +233,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Namespace, "namespace", "", "namespace whose objects are compiled (empty: all namespaces)")
 	fs.StringVar(&c.OperatorNamespace, "snapshot-secret-namespace", defaultOperatorNamespace(),
 		"namespace of the snapshot Secret and the leader election lease (from $POD_NAMESPACE, else the service account's namespace, else llm-gateway-system)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis holding the gateway's budget counters (redis:// or rediss://); when set, "+
+		"TeamBudget status shows spend, reserved, remaining and the phase from them (empty: limits and resets only)")
 	c.DefaultBudget.Register(fs)
 }
 
@@ -271,13 +275,22 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	op, err := Setup(ctx, mgr, Options{
+	opts := Options{
 		WatchNamespace:    cfg.Namespace,
 		OperatorNamespace: cfg.OperatorNamespace,
 		SnapshotAddr:      cfg.SnapshotListen,
 		SnapshotTokenFile: cfg.SnapshotTokenFile,
 		DefaultBudget:     cfg.DefaultBudget,
-	})
+	}
+	if cfg.RedisURL != "" {
+		r, err := budgetstatus.New(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("--redis-url: %w", err)
+		}
+		defer r.Close()
+		opts.BudgetState = redisBudgetState{r}
+	}
+	op, err := Setup(ctx, mgr, opts)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
+	"github.com/posthog/llm-gateway/controllers"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -202,6 +203,11 @@ func TestTeamBudgetConditionsAndStatus(t *testing.T) {
 	require.Contains(t, c.Message, "team budget-nobody")
 	waitEvent(t, orphan, corev1.EventTypeWarning, v1alpha1.ReasonTeamNotFound)
 
+	// The gateway's counters say the day's Hard limit is spent.
+	budgets.set("budget-team", controllers.BudgetState{
+		Spent:    map[v1alpha1.Window]int64{v1alpha1.WindowDay: 12_500_000, v1alpha1.WindowHour: 1_000_000, v1alpha1.WindowMonth: 12_500_000},
+		Reserved: map[v1alpha1.Window]int64{v1alpha1.WindowDay: 250_000, v1alpha1.WindowHour: 250_000, v1alpha1.WindowMonth: 250_000},
+	})
 	b := budget(ns, "budget-team", "budget-team", "12.50")
 	b.Spec.Limits = append(b.Spec.Limits,
 		v1alpha1.SpendLimit{Window: v1alpha1.WindowHour, Amount: "2", Enforcement: v1alpha1.EnforcementHard},
@@ -211,16 +217,29 @@ func TestTeamBudgetConditionsAndStatus(t *testing.T) {
 	waitEvent(t, b, corev1.EventTypeNormal, v1alpha1.ReasonAccepted)
 	require.Eventually(t, func() bool {
 		require.NoError(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(b), b))
-		return b.Status.Phase == v1alpha1.PhaseActive && len(b.Status.Windows) == 3
+		return b.Status.Phase == v1alpha1.PhaseExhausted && len(b.Status.Windows) == 3
 	}, timeout, tick)
-	require.Equal(t, "2.00", b.Status.Limit, "the tightest Hard window is the hourly one")
-	require.Empty(t, b.Status.Spent, "no spend figures without access to the counters")
+	require.Equal(t, "12.50", b.Status.Limit, "the tightest Hard window is the daily one (nothing remains)")
+	require.Equal(t, "12.50", b.Status.Spent)
+	day := b.Status.Windows[1]
+	require.Equal(t, v1alpha1.WindowDay, day.Window)
+	require.Equal(t, "12.50", day.Spent)
+	require.Equal(t, "0.25", day.Reserved)
+	require.Equal(t, "0.00", day.Remaining)
 	for _, w := range b.Status.Windows {
 		require.NotNil(t, w.ResetsAt)
 	}
 	require.Eventually(t, func() bool {
 		tm := findTeam(served(t), "budget-team")
 		return tm != nil && tm.Budget != nil && tm.Budget.Source == ns+"/budget-team" && len(tm.Budget.Limits) == 3
+	}, timeout, tick)
+
+	// A budget without counters yet (a new team) is Active with zero spend.
+	idle := budget(ns, "budget-idle", "budget-idle", "5")
+	create(t, rollout(ns, "budget-idle", "budget-idle"), idle)
+	require.Eventually(t, func() bool {
+		require.NoError(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(idle), idle))
+		return idle.Status.Phase == v1alpha1.PhaseActive && idle.Status.Spent == "0.00" && idle.Status.Limit == "5.00"
 	}, timeout, tick)
 
 	// The kill switch: Suspended phase, and the snapshot carries it.

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,6 +61,7 @@ const (
 )
 
 var (
+	budgets     = &fakeBudgets{states: map[string]controllers.BudgetState{}}
 	restConfig  *rest.Config
 	k8s         client.Client // uncached
 	op          *controllers.Operator
@@ -138,6 +140,7 @@ func run(m *testing.M) (int, error) {
 		SnapshotListener:  l,
 		SnapshotToken:     []byte(token),
 		DefaultBudget:     defaultBudgetFlags(),
+		BudgetState:       budgets,
 	}); err != nil {
 		return 0, fmt.Errorf("set up the operator: %w", err)
 	}
@@ -154,6 +157,24 @@ func run(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("manager: %w", err)
 	}
 	return code, nil
+}
+
+// fakeBudgets stands in for the gateway's Redis counters: zero spend unless a test sets some.
+type fakeBudgets struct {
+	mu     sync.Mutex
+	states map[string]controllers.BudgetState
+}
+
+func (f *fakeBudgets) BudgetState(_ context.Context, team string, _ time.Time) (controllers.BudgetState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.states[team], nil
+}
+
+func (f *fakeBudgets) set(team string, st controllers.BudgetState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states[team] = st
 }
 
 func defaultBudgetFlags() controllers.DefaultBudgetFlags {
