@@ -67,7 +67,7 @@ type Options struct {
 	// BudgetState, when set, supplies spend figures for TeamBudget status.
 	BudgetState BudgetStateReader
 	// ReplicaID names this operator replica in the gateway pod reports replicas share
-	// (default: the host name, which is the pod name in a cluster).
+	// (default: $POD_NAME, else the host name, which is the pod name in a cluster).
 	ReplicaID string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -118,6 +118,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 		Log:               log.WithName("server"),
 	})
 
+	if opts.ReplicaID == "" {
+		opts.ReplicaID = os.Getenv("POD_NAME")
+	}
 	if opts.ReplicaID == "" {
 		if opts.ReplicaID, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("replica id: %w", err)

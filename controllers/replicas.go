@@ -185,11 +185,15 @@ func (s *replicaShare) read(ctx context.Context) error {
 			continue
 		}
 		for _, p := range r.Pods {
+			if now.After(p.Expires) {
+				continue // the replica is gone or has not rewritten its report yet
+			}
 			if old, ok := remote[p.Name]; !ok || p.LastSeen.After(old.LastSeen) {
 				remote[p.Name] = p
 			}
 		}
 	}
+	// Changed: a pod appeared, expired, or applied another version.
 	s.mu.Lock()
 	changed := !maps.EqualFunc(s.remote, remote, func(a, b publish.Pod) bool { return a.Applied == b.Applied })
 	s.remote = remote

@@ -94,3 +94,33 @@ func TestReplicaShare(t *testing.T) {
 	require.Equal(t, "replica-a", r.Replica)
 	require.Empty(t, a.pods(), "every pod expired")
 }
+
+// TestReplicaShareNoticesExpiry: a pod reported by a replica that stopped writing expires on
+// the reader's side, and that is a change (Programmed must be recomputed).
+func TestReplicaShareNoticesExpiry(t *testing.T) {
+	scheme, err := NewScheme()
+	require.NoError(t, err)
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	ctx := context.Background()
+	srvA := publish.New(publish.Options{Token: publish.StaticToken("t"), Now: clock, Log: logr.Discard()})
+	srvB := publish.New(publish.Options{Token: publish.StaticToken("t"), Now: clock, Log: logr.Discard()})
+	a := newReplicaShare(c, c, "ops", "a", srvA, clock, logr.Discard())
+	b := newReplicaShare(c, c, "ops", "b", srvB, clock, logr.Discard())
+	changes := 0
+	a.onChange = func() { changes++ }
+
+	req := httptest.NewRequest(http.MethodGet, "/v1/snapshot?wait=0&pod=gw&applied=v1", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	srvB.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	require.NoError(t, b.write(ctx))
+	require.NoError(t, a.read(ctx))
+	require.Equal(t, 1, changes)
+	require.Len(t, a.pods(), 1)
+
+	now = now.Add(11 * time.Second) // 2 x wait(0) + 10s
+	require.NoError(t, a.read(ctx))
+	require.Equal(t, 2, changes, "the expiry of a remote pod is a change")
+	require.Empty(t, a.pods())
+}

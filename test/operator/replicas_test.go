@@ -9,8 +9,13 @@ package operator
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,8 +29,9 @@ import (
 )
 
 // These tests do not run in parallel: they count replicas and compare versions, so nothing
-// else may change the snapshot or poll the server meanwhile. Go runs them before the parallel
-// tests of this package.
+// else may change the snapshot or poll the server meanwhile. Go runs them in this order, before
+// the parallel tests of this package; the gateway pods each plays stay counted until they
+// expire, so the tests that count exactly come first.
 
 // TestProgrammedFollowsAcks plays two gateway pods against the snapshot server and checks that
 // Programmed reports "N/M replicas at version X" as they apply versions.
@@ -161,6 +167,93 @@ func longPoll(ctx context.Context, base, pod, applied string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestOperatorBinary runs bin/operator as a process against the envtest cluster, as a second
+// replica with leader election (the suite's operator holds the lease): it becomes ready,
+// serves the same snapshot version as the leader, and exits cleanly on SIGTERM.
+func TestOperatorBinary(t *testing.T) {
+	requireEnvtest(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "operator")
+	build := exec.Command("go", "build", "-o", bin, "github.com/posthog/llm-gateway")
+	build.Dir = filepath.Join("..", "..")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	kc := filepath.Join(dir, "kubeconfig")
+	require.NoError(t, os.WriteFile(kc, kubeconfig, 0o600))
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
+	snapAddr, probeAddr := freeAddr(t), freeAddr(t)
+
+	cmd := exec.Command(bin,
+		"--kubeconfig", kc,
+		"--leader-elect",
+		"--snapshot-listen", snapAddr,
+		"--snapshot-token-file", tokenFile,
+		"--health-probe-bind-address", probeAddr,
+		"--metrics-bind-address", "0",
+		"--snapshot-secret-namespace", operatorNamespace,
+		"--default-budget-daily", "50.00",
+	)
+	cmd.Env = append(os.Environ(), "POD_NAME=operator-binary-test")
+	logs, err := os.Create(filepath.Join(dir, "operator.log"))
+	require.NoError(t, err)
+	defer logs.Close()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logs.Name())
+			t.Logf("operator log:\n%s", b)
+		}
+	}()
+
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + probeAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, timeout, tick, "the operator process becomes ready")
+
+	require.Eventually(t, func() bool {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet,
+			"http://"+snapAddr+"/v1/snapshot?pod=binary-observer&wait=0", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return false
+		}
+		s, err := snapshot.Decode(body)
+		require.NoError(t, err)
+		return s.Version == served(t).Version
+	}, timeout, tick, "the process serves the leader's version")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, <-exited, "a clean exit on SIGTERM")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return fmt.Sprintf("127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
 }
 
 func currentVersion(t *testing.T, _ client.Object) string {

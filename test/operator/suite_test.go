@@ -63,6 +63,7 @@ const (
 var (
 	budgets     = &fakeBudgets{states: map[string]controllers.BudgetState{}}
 	restConfig  *rest.Config
+	kubeconfig  []byte
 	k8s         client.Client // uncached
 	op          *controllers.Operator
 	snapshotURL string
@@ -108,6 +109,7 @@ func run(m *testing.M) (int, error) {
 	if restConfig, err = env.Start(); err != nil {
 		return 0, fmt.Errorf("start envtest: %w", err)
 	}
+	kubeconfig = env.KubeConfig
 	defer func() {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stop envtest:", err)
