@@ -141,14 +141,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 	if err := snap.setup(mgr); err != nil {
 		return nil, fmt.Errorf("set up the snapshot controller: %w", err)
 	}
-	rec := mgr.GetEventRecorder("llm-gateway-operator")
-	replicas := func(version string) publish.Replicas { return publish.Count(o.share.pods(), version) }
+	base := statusBase{client: mgr.GetClient(), world: o.world, recorder: mgr.GetEventRecorder("llm-gateway-operator"),
+		replicas: func(version string) publish.Replicas { return publish.Count(o.share.pods(), version) }}
+	budgets := newStatusReconciler[v1alpha1.TeamBudget](compile.KindTeamBudget, base)
+	budgets.extra = o.teamBudgetStatus
 	for _, err := range []error{
-		(&statusReconciler[v1alpha1.LLMRoute, *v1alpha1.LLMRoute]{kind: compile.KindLLMRoute, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec}).setup(mgr),
-		(&statusReconciler[v1alpha1.ProviderBackend, *v1alpha1.ProviderBackend]{kind: compile.KindProviderBackend, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec}).setup(mgr),
-		(&statusReconciler[v1alpha1.TeamRollout, *v1alpha1.TeamRollout]{kind: compile.KindTeamRollout, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec}).setup(mgr),
-		(&statusReconciler[v1alpha1.TeamBudget, *v1alpha1.TeamBudget]{kind: compile.KindTeamBudget, client: mgr.GetClient(), world: o.world, replicas: replicas, recorder: rec,
-			extra: o.teamBudgetStatus}).setup(mgr),
+		newStatusReconciler[v1alpha1.LLMRoute](compile.KindLLMRoute, base).setup(mgr),
+		newStatusReconciler[v1alpha1.ProviderBackend](compile.KindProviderBackend, base).setup(mgr),
+		newStatusReconciler[v1alpha1.TeamRollout](compile.KindTeamRollout, base).setup(mgr),
+		budgets.setup(mgr),
 	} {
 		if err != nil {
 			return nil, fmt.Errorf("set up a status controller: %w", err)

@@ -38,11 +38,8 @@ type statusReconciler[T any, PT interface {
 	*T
 	v1alpha1.Object
 }] struct {
-	kind     compile.Kind
-	client   client.Client
-	world    *world
-	replicas func(version string) publish.Replicas
-	recorder recorder.EventRecorder
+	statusBase
+	kind compile.Kind
 	// extra sets kind-specific status fields; it returns when to look again (0: no need).
 	extra func(ctx context.Context, obj PT, res compile.Result) (time.Duration, error)
 
@@ -52,8 +49,22 @@ type statusReconciler[T any, PT interface {
 	announced map[types.UID]int64
 }
 
+// statusBase is what every status reconciler shares.
+type statusBase struct {
+	client   client.Client
+	world    *world
+	replicas func(version string) publish.Replicas
+	recorder recorder.EventRecorder
+}
+
+func newStatusReconciler[T any, PT interface {
+	*T
+	v1alpha1.Object
+}](kind compile.Kind, base statusBase) *statusReconciler[T, PT] {
+	return &statusReconciler[T, PT]{statusBase: base, kind: kind, announced: map[types.UID]int64{}}
+}
+
 func (r *statusReconciler[T, PT]) setup(mgr ctrl.Manager) error {
-	r.announced = map[types.UID]int64{}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(string(r.kind)) + "-status").
 		For(PT(new(T))).

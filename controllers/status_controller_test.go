@@ -14,10 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
+	"github.com/posthog/llm-gateway/controllers/internal/compile"
 )
 
 func TestEventWorthy(t *testing.T) {
-	r := &statusReconciler[v1alpha1.LLMRoute, *v1alpha1.LLMRoute]{announced: map[types.UID]int64{}}
+	r := newStatusReconciler[v1alpha1.LLMRoute](compile.KindLLMRoute, statusBase{})
 	cond := func(typ string, ok bool, reason string, gen int64) metav1.Condition {
 		s := metav1.ConditionTrue
 		if !ok {
