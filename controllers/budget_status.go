@@ -16,7 +16,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
-	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
 	"github.com/posthog/llm-gateway/controllers/internal/compile"
 )
 
@@ -33,23 +32,6 @@ type BudgetState struct {
 // and the phase known from the spec, and no spend figures.
 type BudgetStateReader interface {
 	BudgetState(ctx context.Context, team string, now time.Time) (BudgetState, error)
-}
-
-// redisBudgetState reads the counters the gateway pods keep in Redis.
-type redisBudgetState struct{ r *budgetstatus.Reader }
-
-// BudgetState implements BudgetStateReader. Holds of calls in flight count against every window.
-func (s redisBudgetState) BudgetState(ctx context.Context, team string, now time.Time) (BudgetState, error) {
-	c, err := s.r.Counters(ctx, team, now)
-	if err != nil {
-		return BudgetState{}, err
-	}
-	st := BudgetState{Spent: map[v1alpha1.Window]int64{}, Reserved: map[v1alpha1.Window]int64{}, RunawayTripped: c.RunawayTripped(now)}
-	for w, v := range c.Spent {
-		st.Spent[v1alpha1.Window(w)] = v
-		st.Reserved[v1alpha1.Window(w)] = c.ReservedMicros
-	}
-	return st, nil
 }
 
 // budgetRefresh bounds how stale spend figures in status may get when a reader is configured.

@@ -105,7 +105,7 @@ func TestBudgetStatus(t *testing.T) {
 // a real redis-server.
 func TestRedisBudgetState(t *testing.T) {
 	srv := redistest.Start(t)
-	r, err := budgetstatus.New(srv.URL())
+	r, err := NewRedisBudgetState(srv.URL())
 	require.NoError(t, err)
 	defer r.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
@@ -119,7 +119,7 @@ func TestRedisBudgetState(t *testing.T) {
 	).Err())
 	require.NoError(t, rdb.ZAdd(ctx, "llmgw:{ai}:res", redis.Z{Score: float64(now.Add(time.Minute).UnixMilli()), Member: "r1"}).Err())
 
-	st, err := redisBudgetState{r}.BudgetState(ctx, "ai", now)
+	st, err := r.BudgetState(ctx, "ai", now)
 	require.NoError(t, err)
 	require.Equal(t, int64(7_000_000), st.Spent[v1alpha1.WindowDay])
 	require.Equal(t, int64(40_000_000), st.Spent[v1alpha1.WindowMonth])
@@ -129,6 +129,6 @@ func TestRedisBudgetState(t *testing.T) {
 	require.False(t, st.RunawayTripped)
 
 	srv.Stop()
-	_, err = redisBudgetState{r}.BudgetState(ctx, "ai", now)
+	_, err = r.BudgetState(ctx, "ai", now)
 	require.Error(t, err)
 }

@@ -31,7 +31,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
-	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
 	"github.com/posthog/llm-gateway/controllers/internal/compile"
 	"github.com/posthog/llm-gateway/controllers/internal/publish"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
@@ -287,12 +286,12 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config) error {
 		DefaultBudget:     cfg.DefaultBudget,
 	}
 	if cfg.RedisURL != "" {
-		r, err := budgetstatus.New(cfg.RedisURL)
+		r, err := NewRedisBudgetState(cfg.RedisURL)
 		if err != nil {
 			return fmt.Errorf("--redis-url: %w", err)
 		}
 		defer r.Close()
-		opts.BudgetState = redisBudgetState{r}
+		opts.BudgetState = r
 	}
 	op, err := Setup(ctx, mgr, opts)
 	if err != nil {
