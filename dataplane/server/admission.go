@@ -65,11 +65,14 @@ func (c *call) admit() bool {
 	case errors.As(err, &le):
 		c.rec.Rejection = &record.Rejection{Limit: le.Limit}
 		c.rec.Error = &record.Error{Type: "budget_exceeded", Message: le.Message}
-		var retryAfter time.Duration
+		retryAfter := le.RetryAfter
 		if le.Retryable {
-			retryAfter = max(le.RetryAfter, time.Second)
+			retryAfter = max(retryAfter, time.Second)
 		}
-		c.fail(gatewayErr(http.StatusTooManyRequests, provider.AnthropicRateLimit, provider.OpenAIRateLimit, limitCode(le.Limit), "", le.Message), retryAfter)
+		// A window that resets later still says when (retry-after), but only waits that
+		// help an automatic retry let SDKs retry (x-should-retry).
+		c.failHint(gatewayErr(http.StatusTooManyRequests, provider.AnthropicRateLimit, provider.OpenAIRateLimit, limitCode(le.Limit), "", le.Message),
+			retryAfter, le.Retryable)
 	case errors.As(err, &ue):
 		c.rec.Rejection = &record.Rejection{Limit: "store_unavailable"}
 		c.fail(errUpstream(http.StatusServiceUnavailable, "budget_unavailable",

@@ -51,7 +51,12 @@ type call struct {
 // fail writes a gateway error (nothing was sent upstream, or the upstream failed in a way
 // the gateway reports itself) and finishes the call.
 func (c *call) fail(e *provider.GatewayError, retryAfter time.Duration) {
-	writeGatewayError(c.w, c.shape, e, retryAfter)
+	c.failHint(e, retryAfter, retryAfter > 0)
+}
+
+// failHint is fail with the retry decision apart from the wait (see writeGatewayErrorHint).
+func (c *call) failHint(e *provider.GatewayError, retryAfter time.Duration, retry bool) {
+	writeGatewayErrorHint(c.w, c.shape, e, retryAfter, retry)
 	c.committed = true
 	c.rec.Status = e.Status
 	if c.rec.Error == nil {

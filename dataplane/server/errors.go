@@ -72,17 +72,21 @@ func shapeForPath(path string, h http.Header) snapshot.Shape {
 }
 
 // writeGatewayError writes e in shape, marked as produced by the gateway. retryAfter > 0 sends
-// retry-after; otherwise x-should-retry: false tells SDKs not to retry.
+// retry-after and lets SDKs retry; otherwise x-should-retry: false tells them not to.
 func writeGatewayError(w http.ResponseWriter, shape snapshot.Shape, e *provider.GatewayError, retryAfter time.Duration) {
+	writeGatewayErrorHint(w, shape, e, retryAfter, retryAfter > 0)
+}
+
+// writeGatewayErrorHint is writeGatewayError with the retry decision apart from the wait: a
+// window that resets in an hour says so in retry-after, yet SDKs must not retry on their own.
+func writeGatewayErrorHint(w http.ResponseWriter, shape snapshot.Shape, e *provider.GatewayError, retryAfter time.Duration, retry bool) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set(HeaderErrorSource, "gateway")
 	if retryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(int64((retryAfter+time.Second-1)/time.Second), 10))
-		h.Set(HeaderShouldRetry, "true")
-	} else {
-		h.Set(HeaderShouldRetry, "false")
 	}
+	h.Set(HeaderShouldRetry, strconv.FormatBool(retry))
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(provider.ErrorBody(shape, e.AnthropicType, e.OpenAIType, e.Code, e.Param, e.Message))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/posthog/llm-gateway/dataplane/budget"
+	"github.com/posthog/llm-gateway/dataplane/budget/budgettest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -306,4 +307,45 @@ func TestBudgetAdmission(t *testing.T) {
 	require.NoError(t, err)
 	require.Positive(t, st.Windows[0].SpentMicros, "the served call was settled")
 	require.Zero(t, st.ReservedMicros)
+}
+
+// An exhausted window says when it resets (retry-after) but tells SDKs not to retry on their
+// own; a limit that frees up soon lets them retry.
+func TestBudgetRejectionRetryHints(t *testing.T) {
+	clock := budgettest.NewClock(time.Date(2026, 11, 27, 22, 30, 0, 0, time.UTC))
+	mgr := budget.NewManager(budget.NewMemoryStore(), budget.Options{Clock: clock})
+	defer mgr.Close()
+	e := newEnv(t, func(s *snapshot.Snapshot) {
+		b := s.DefaultBudget
+		b.Limits = []snapshot.SpendLimit{{Window: snapshot.WindowDay, LimitMicros: 2000, Enforcement: snapshot.EnforceHard}}
+		s.Teams[1].Budget = &b
+		c := s.DefaultBudget
+		c.MaxConcurrent = 1
+		s.Teams[0].Budget = &c
+	}, func(o *Options) { o.Budget = mgr })
+
+	// beta has already spent $0.0015 of its $0.002 day; a call that may cost $0.001085 does not fit.
+	ctx := context.Background()
+	spent, err := mgr.Admit(ctx, budget.Request{Team: "beta", Budget: e.snap.EffectiveBudget(&e.snap.Teams[1]),
+		RequestID: "spent", EstimateMicros: 1500, Priced: true, EstimateTokens: 1})
+	require.NoError(t, err)
+	require.NoError(t, mgr.Settle(ctx, spent, 1500, 1))
+	resp := e.do("POST", "/v1/chat/completions", keyBeta, `{"model":"gpt-4o","max_tokens":100,"messages":[]}`)
+	body := readAll(t, resp)
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, body)
+	require.Equal(t, "false", resp.Header.Get(HeaderShouldRetry), "waiting for the day to end is not an automatic retry")
+	require.Equal(t, "5400", resp.Header.Get("Retry-After"), "the day window resets at midnight UTC, 90 minutes away: %s", body)
+	require.Contains(t, gjson.Get(body, "error.message").Str, "resets at 2026-11-28T00:00:00Z")
+
+	// alpha may run one call at a time: a second one concurrent with a held reservation is
+	// told to retry shortly.
+	res, err := mgr.Admit(ctx, budget.Request{Team: "alpha", Budget: e.snap.EffectiveBudget(&e.snap.Teams[0]),
+		RequestID: "held", EstimateMicros: 1, Priced: true, EstimateTokens: 1})
+	require.NoError(t, err)
+	resp = e.do("POST", "/v1/chat/completions", keyAlpha, `{"model":"gpt-4o","max_tokens":100,"messages":[]}`)
+	body = readAll(t, resp)
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, body)
+	require.Equal(t, "true", resp.Header.Get(HeaderShouldRetry))
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	require.NoError(t, mgr.Settle(ctx, res, 0, 0))
 }
