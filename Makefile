@@ -21,6 +21,7 @@ generate: ## deepcopy functions for api/
 manifests: ## CRDs and RBAC under config/
 	$(CONTROLLER_GEN) crd rbac:roleName=llm-gateway-operator paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	rm -f charts/llm-gateway/crds/*.yaml && cp config/crd/bases/*.yaml charts/llm-gateway/crds/
 
 envtest: ## builds (or finds) kube-apiserver and etcd; prints KUBEBUILDER_ASSETS
 	@hack/envtest-binaries.sh
