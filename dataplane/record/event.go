@@ -1,6 +1,8 @@
 package record
 
 import (
+	"github.com/posthog/llm-gateway/internal/jsonx"
+
 	"bytes"
 	"sort"
 	"strconv"
@@ -752,18 +754,18 @@ func firstNonEmpty(s ...string) string {
 func truncateJSON(raw []byte, allow int) []byte {
 	suffix := "… [truncated by llm-gateway: " + strconv.Itoa(len(raw)) + " bytes]"
 	if allow < len(truncationMarker)+len(suffix)+64 {
-		return appendString(nil, truncationMarker)
+		return jsonx.AppendString(nil, truncationMarker)
 	}
 	n := min(len(raw), allow-len(suffix)-2)
 	for n > 0 {
 		for n > 0 && n < len(raw) && raw[n]&0xC0 == 0x80 { // do not cut a rune in two
 			n--
 		}
-		s := appendString(make([]byte, 0, allow+16), bytesToString(raw[:n])+suffix)
+		s := jsonx.AppendString(make([]byte, 0, allow+16), bytesToString(raw[:n])+suffix)
 		if len(s) <= allow {
 			return s
 		}
 		n -= max(len(s)-allow, 1)
 	}
-	return appendString(nil, truncationMarker)
+	return jsonx.AppendString(nil, truncationMarker)
 }

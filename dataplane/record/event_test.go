@@ -1,6 +1,8 @@
 package record
 
 import (
+	"github.com/posthog/llm-gateway/internal/jsonx"
+
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -500,7 +502,7 @@ func TestAppendMicrosUSD(t *testing.T) {
 
 func TestAppendString(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"b\s`, "ctl\x00\x1f\n\t\r", "ünï\u2028x", "bad\xffutf8", "<&>"} {
-		b := appendString(nil, s)
+		b := jsonx.AppendString(nil, s)
 		var back string
 		require.NoError(t, json.Unmarshal(b, &back), "%q -> %s", s, b)
 		require.Equal(t, strings.ToValidUTF8(s, "\ufffd"), back)

@@ -3,8 +3,9 @@ package record
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
 	"unsafe"
+
+	"github.com/posthog/llm-gateway/internal/jsonx"
 )
 
 // obj appends the members of one JSON object to a byte slice. It writes keys in call order
@@ -40,7 +41,7 @@ func (o *obj) rawKey(lit string) {
 
 func (o *obj) str(k, v string) {
 	o.key(k)
-	o.b = appendString(o.b, v)
+	o.b = jsonx.AppendString(o.b, v)
 }
 
 // strIf writes k only when v is not empty.
@@ -101,58 +102,6 @@ func appendMicrosUSD(b []byte, m int64) []byte {
 		n--
 	}
 	return append(b, d[:n]...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD so the output is
-// always valid JSON; HTML characters are not escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // bytesToString views b as a string without copying. b must not change while the string is used.

@@ -5,40 +5,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/posthog/llm-gateway/internal/jsonx"
 )
 
 // Responses are built by appending to byte slices: the hot path (thousands of streams)
 // allocates nothing per chunk.
 
-const hexDigits = "0123456789abcdef"
-
 // appendString appends s as a JSON string literal.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+func appendString(b []byte, s string) []byte { return jsonx.AppendString(b, s) }
 
 // appendStringOrNull appends s as a JSON string, or null when empty.
 func appendStringOrNull(b []byte, s string) []byte {
