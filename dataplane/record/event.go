@@ -1,8 +1,6 @@
 package record
 
 import (
-	"github.com/posthog/llm-gateway/internal/jsonx"
-
 	"bytes"
 	"sort"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/dataplane/provider"
+	"github.com/posthog/llm-gateway/internal/jsonx"
 )
 
 // EventName is the only event the gateway emits.

@@ -1,8 +1,6 @@
 package record
 
 import (
-	"github.com/posthog/llm-gateway/internal/jsonx"
-
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -17,6 +15,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/catalog"
 	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/dataplane/provider"
+	"github.com/posthog/llm-gateway/internal/jsonx"
 	"github.com/posthog/llm-gateway/test/capturesink"
 )
 
