@@ -469,13 +469,10 @@ func (c *call) writeAttemptError(be *backendRT, aerr *attemptErr, exhausted bool
 		c.rec.Status = ue.Status
 		c.rec.Error = aerr.recordError()
 	case ue != nil:
-		ge := gatewayErrorFor(c.shape, aerr)
-		ge.Message = ue.Message
-		if c.shape == snapshot.ShapeAnthropic && ue.Type != "" {
-			ge.AnthropicType = ue.Type
-		}
+		// An error inside a 200 stream: ue.Type is the provider's own name (for Bedrock an
+		// exception name), never a client error.type; render it in the client's shape.
 		c.rec.Error = aerr.recordError()
-		c.fail(ge, 0)
+		c.fail(ue.GatewayError(c.shape), 0)
 	default:
 		c.rec.Error = aerr.recordError()
 		c.fail(gatewayErrorFor(c.shape, aerr), 0)

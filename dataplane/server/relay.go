@@ -126,11 +126,7 @@ func (c *call) endStream(rc *http.ResponseController, o *outcome, err error) {
 	case o.ctx.Err() != nil && errors.Is(cause, errIdleTimeout):
 		ge = errUpstream(http.StatusGatewayTimeout, "upstream_idle_timeout", cause.Error())
 	case errors.As(err, &ue):
-		ge = gatewayErrorFor(c.shape, &attemptErr{class: ue.Class, upstream: ue, err: ue})
-		ge.Message = ue.Message
-		if ue.Type != "" {
-			ge.AnthropicType = ue.Type
-		}
+		ge = ue.GatewayError(c.shape) // ue.Type is the provider's name (a Bedrock exception), not the client's
 	default:
 		ge = errUpstream(http.StatusBadGateway, "upstream_stream_error", "the upstream stream failed: "+err.Error())
 	}
