@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, ready func(addr string)) error {
 	fs.Var(&models, "models", "models listed by GET /v1/models, comma-separated")
 	record := fs.Int("record-requests", fakeprovider.DefaultRecordRequests, "requests kept for GET /_fake/requests (0 disables)")
 	logLevel := fs.String("log-level", "info", "debug (one line per request), info, warn or error")
+	tlsCertOut := fs.String("tls-cert-out", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with a fresh self-signed certificate for 127.0.0.1 and localhost, written to this file (PEM) for clients to trust")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,11 +108,23 @@ func run(ctx context.Context, args []string, ready func(addr string)) error {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	srv := &http.Server{Handler: fp, ReadHeaderTimeout: 10 * time.Second}
+	if *tlsCertOut != "" {
+		if srv.TLSConfig, err = selfSignedTLS(*tlsCertOut); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	log.Info("fakeprovider listening", "addr", ln.Addr().String(), "scenarios", len(cfg.Scenarios),
-		"sigv4_verified", cfg.Bedrock.AccessKeyID != "" && cfg.Bedrock.SecretAccessKey != "")
+		"tls", srv.TLSConfig != nil, "sigv4_verified", cfg.Bedrock.AccessKeyID != "" && cfg.Bedrock.SecretAccessKey != "")
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -71,6 +73,50 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	require.NoError(t, <-errc)
 }
 
+// TestRunServesTLS: --tls-cert-out serves HTTPS with HTTP/2 under a certificate that clients
+// trusting the written file accept.
+func TestRunServesTLS(t *testing.T) {
+	certFile := filepath.Join(t.TempDir(), "fake.pem")
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"--listen", "127.0.0.1:0", "--tls-cert-out", certFile, "--log-level", "warn"},
+			func(addr string) { addrc <- addr })
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-errc:
+		t.Fatalf("run: %v", err)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(pemBytes))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
+	defer client.CloseIdleConnections()
+
+	req, err := http.NewRequest(http.MethodPost, "https://"+addr+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, string(b))
+	require.Equal(t, 2, resp.ProtoMajor, "HTTP/2 is negotiated")
+	require.Contains(t, string(b), "Hello from fake openai")
+
+	_, err = (&http.Client{Transport: &http.Transport{}}).Get("https://" + addr + "/_fake/health")
+	require.Error(t, err, "a client that does not trust the written certificate is refused")
+
+	cancel()
+	require.NoError(t, <-errc)
+}
+
 func TestRunRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--azure-deployment", "no-model"},
@@ -78,6 +124,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"--scenarios", "/nonexistent.yaml"},
 		{"--listen", "256.0.0.1:99999"},
 		{"--unknown-flag"},
+		{"--tls-cert-out", "/nonexistent/dir/cert.pem"},
 	} {
 		require.Error(t, run(context.Background(), args, nil), "%v", args)
 	}
