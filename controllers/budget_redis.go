@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/posthog/llm-gateway/api/v1alpha1"
 	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
 )
@@ -36,11 +38,23 @@ func (s *RedisBudgetState) BudgetState(ctx context.Context, team string, now tim
 		return BudgetState{}, err
 	}
 	st := BudgetState{Spent: map[v1alpha1.Window]int64{}, Reserved: map[v1alpha1.Window]int64{}, RunawayTripped: c.RunawayTripped(now)}
+	if t := c.LastTrip; t != nil {
+		st.LastTrip = &RunawayTrip{At: t.At, Until: t.Until, RateMicros: t.RateMicros, ThresholdMicros: t.ThresholdMicros}
+	}
 	for w, spent := range c.Spent {
 		st.Spent[v1alpha1.Window(w)] = spent
 		st.Reserved[v1alpha1.Window(w)] = c.ReservedMicros
 	}
 	return st, nil
+}
+
+// redisLogger sends go-redis's own log lines (a failed dial for every read while Redis is
+// down) to the operator's log at debug level: the TeamBudget condition, its event and one
+// error line per team already report an outage.
+type redisLogger struct{ log logr.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.V(1).Info(fmt.Sprintf(format, v...))
 }
 
 // Ping checks that Redis is reachable.

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -65,6 +66,9 @@ type Options struct {
 	DefaultBudget DefaultBudgetFlags
 	// BudgetState, when set, supplies spend figures for TeamBudget status.
 	BudgetState BudgetStateReader
+	// BudgetRefresh is how often each TeamBudget's counters are re-read when BudgetState is
+	// set (default DefaultBudgetRefresh).
+	BudgetRefresh time.Duration
 	// ReplicaID names this operator replica in the gateway pod reports replicas share
 	// (default: $POD_NAME, else the host name, which is the pod name in a cluster).
 	ReplicaID string
@@ -74,11 +78,12 @@ type Options struct {
 
 // Operator is the set of components Setup added to a manager.
 type Operator struct {
-	server      *publish.Server
-	share       *replicaShare
-	world       *world
-	budgetState BudgetStateReader
-	now         func() time.Time
+	server        *publish.Server
+	share         *replicaShare
+	world         *world
+	budgetState   BudgetStateReader
+	budgetRefresh time.Duration
+	now           func() time.Time
 }
 
 // Setup adds the operator to mgr: the snapshot reconciler and server (on every replica), the
@@ -105,9 +110,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 	if opts.OperatorNamespace == "" {
 		return nil, errors.New("the operator namespace is required (--snapshot-secret-namespace or POD_NAMESPACE)")
 	}
-	o := &Operator{world: newWorld(), budgetState: opts.BudgetState, now: opts.Now}
+	o := &Operator{world: newWorld(), budgetState: opts.BudgetState, budgetRefresh: opts.BudgetRefresh, now: opts.Now}
 	if o.now == nil {
 		o.now = time.Now
+	}
+	if o.budgetRefresh <= 0 {
+		o.budgetRefresh = DefaultBudgetRefresh
 	}
 	log := mgr.GetLogger().WithName("snapshot")
 	o.server = publish.New(publish.Options{
@@ -144,6 +152,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 		replicas: func(version string) publish.Replicas { return publish.Count(o.share.pods(), version) }}
 	budgets := newStatusReconciler[v1alpha1.TeamBudget](compile.KindTeamBudget, base)
 	budgets.extra = o.teamBudgetStatus
+	budgets.gone = budgetPhases.drop
 	for _, err := range []error{
 		newStatusReconciler[v1alpha1.LLMRoute](compile.KindLLMRoute, base).setup(mgr),
 		newStatusReconciler[v1alpha1.ProviderBackend](compile.KindProviderBackend, base).setup(mgr),
@@ -223,6 +232,7 @@ type Config struct {
 	Namespace              string
 	OperatorNamespace      string
 	RedisURL               string
+	BudgetRefresh          time.Duration
 	DefaultBudget          DefaultBudgetFlags
 }
 
@@ -238,6 +248,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"namespace of the snapshot Secret and the leader election lease (from $POD_NAMESPACE, else the service account's namespace, else llm-gateway-system)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis holding the gateway's budget counters (redis:// or rediss://); when set, "+
 		"TeamBudget status shows spend, reserved, remaining and the phase from them (empty: limits and resets only)")
+	fs.DurationVar(&c.BudgetRefresh, "budget-refresh-interval", DefaultBudgetRefresh,
+		"how often each TeamBudget's counters are re-read from --redis-url (spend, Soft limits, runaway trips and the store's reachability show within it)")
 	c.DefaultBudget.Register(fs)
 }
 
@@ -284,8 +296,10 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config) error {
 		SnapshotAddr:      cfg.SnapshotListen,
 		SnapshotTokenFile: cfg.SnapshotTokenFile,
 		DefaultBudget:     cfg.DefaultBudget,
+		BudgetRefresh:     cfg.BudgetRefresh,
 	}
 	if cfg.RedisURL != "" {
+		redis.SetLogger(redisLogger{log: ctrl.Log.WithName("redis")})
 		r, err := NewRedisBudgetState(cfg.RedisURL)
 		if err != nil {
 			return fmt.Errorf("--redis-url: %w", err)

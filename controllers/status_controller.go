@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -40,14 +41,20 @@ type statusReconciler[T any, PT interface {
 }] struct {
 	statusBase
 	kind compile.Kind
-	// extra sets kind-specific status fields; it returns when to look again (0: no need).
-	extra func(ctx context.Context, obj PT, res compile.Result) (time.Duration, error)
+	// extra sets kind-specific status fields and conditions; it returns when to look again
+	// (0: no need) and the events to emit once the status is written.
+	extra func(ctx context.Context, obj PT, res compile.Result) (time.Duration, []statusEvent, error)
+	// gone, when set, runs when an object is not found (deleted).
+	gone func(types.NamespacedName)
 
 	// announced is the generation of each object (by UID) whose Programmed=True event was
 	// emitted, so that a snapshot rollout announces each object's generation once.
 	mu        sync.Mutex
 	announced map[types.UID]int64
 }
+
+// statusEvent is an event about the reconciled object; action is the condition type.
+type statusEvent struct{ typ, reason, action, note string }
 
 // statusBase is what every status reconciler shares.
 type statusBase struct {
@@ -75,6 +82,9 @@ func (r *statusReconciler[T, PT]) setup(mgr ctrl.Manager) error {
 func (r *statusReconciler[T, PT]) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	obj := PT(new(T))
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) && r.gone != nil {
+			r.gone(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	out := r.world.output()
@@ -87,33 +97,37 @@ func (r *statusReconciler[T, PT]) Reconcile(ctx context.Context, req reconcile.R
 	}
 	orig := obj.DeepCopyObject().(PT)
 	st := obj.GetCommonStatus()
-	var events []metav1.Condition
+	var events []statusEvent
 	for _, c := range []metav1.Condition{res.Accepted, res.ResolvedRefs, r.programmed(out, res)} {
 		old := meta.FindStatusCondition(st.Conditions, c.Type)
 		if r.eventWorthy(obj.GetUID(), old, c) {
-			events = append(events, c)
+			typ := corev1.EventTypeNormal
+			if c.Status != metav1.ConditionTrue {
+				typ = corev1.EventTypeWarning
+			}
+			events = append(events, statusEvent{typ: typ, reason: c.Reason, action: c.Type, note: c.Message})
 		}
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
 	st.ObservedGeneration = res.Generation
 	var after time.Duration
 	if r.extra != nil {
-		var err error
-		if after, err = r.extra(ctx, obj, res); err != nil {
+		var (
+			more []statusEvent
+			err  error
+		)
+		if after, more, err = r.extra(ctx, obj, res); err != nil {
 			return reconcile.Result{}, err
 		}
+		events = append(events, more...)
 	}
 	if !equality.Semantic.DeepEqual(orig, obj) {
 		if err := r.client.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
 			return reconcile.Result{}, fmt.Errorf("update status of %s %s: %w", r.kind, req.NamespacedName, err)
 		}
 	}
-	for _, c := range events {
-		typ := corev1.EventTypeNormal
-		if c.Status != metav1.ConditionTrue {
-			typ = corev1.EventTypeWarning
-		}
-		r.recorder.Eventf(obj, nil, typ, c.Reason, c.Type, "%s", c.Message)
+	for _, e := range events {
+		r.recorder.Eventf(obj, nil, e.typ, e.reason, e.action, "%s", e.note)
 	}
 	return reconcile.Result{RequeueAfter: after}, nil
 }

@@ -98,7 +98,8 @@ type CommonStatus struct {
 	// ObservedGeneration is the metadata.generation the conditions describe.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Accepted, ResolvedRefs, Programmed.
+	// Conditions: Accepted, ResolvedRefs, Programmed. A TeamBudget in the snapshot also has
+	// Suspended, RunawayTripped, Exhausted, SoftLimitReached and CounterStoreAvailable.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -25,6 +25,12 @@ func (m Money) Micros() (int64, error) {
 	return v, nil
 }
 
+// ParseMicros parses an amount as FormatMicros writes it for a non-negative value (status
+// figures such as "0.00" or "12.50") into micro-dollars. Zero is allowed.
+func ParseMicros(s string) (int64, error) {
+	return parseMicros(s)
+}
+
 // MicrosPerMTok parses the price into integer micro-dollars per million tokens
 // (USD per MTok x 1e6, which is USD per token x 1e12). Zero is allowed.
 func (p PricePerMTok) MicrosPerMTok() (int64, error) {

@@ -49,6 +49,16 @@ func TestMoneyMicros(t *testing.T) {
 	}
 }
 
+func TestParseMicrosReadsFormatMicros(t *testing.T) {
+	for _, v := range []int64{0, 1, 250_000, 12_500_000, 1_234_567} {
+		got, err := ParseMicros(FormatMicros(v))
+		require.NoError(t, err)
+		require.Equal(t, v, got, FormatMicros(v))
+	}
+	_, err := ParseMicros("-1.00")
+	require.Error(t, err)
+}
+
 func TestPriceMicrosPerMTok(t *testing.T) {
 	got, err := PricePerMTok("3").MicrosPerMTok()
 	require.NoError(t, err)

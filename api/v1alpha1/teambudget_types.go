@@ -67,6 +67,51 @@ const (
 	PhaseSuspended        BudgetPhase = "Suspended"
 )
 
+// Conditions a TeamBudget in the snapshot has besides Accepted, ResolvedRefs and Programmed.
+// Suspended comes from the spec; the others need the gateway's counters (the operator's
+// --redis-url) and a team (a cluster default budget has no counters of its own). Except for
+// CounterStoreAvailable, True is the state that needs attention, as in the phase of the same name.
+const (
+	// ConditionSuspended: the kill switch (spec.suspended) is on.
+	ConditionSuspended = "Suspended"
+	// ConditionRunawayTripped: the spend-velocity breaker holds the team until its cooldown ends.
+	ConditionRunawayTripped = "RunawayTripped"
+	// ConditionExhausted: the spend of a Hard window reached its limit; calls are rejected until
+	// the window resets.
+	ConditionExhausted = "Exhausted"
+	// ConditionSoftLimitReached: the spend of a Soft window reached its limit; calls continue.
+	ConditionSoftLimitReached = "SoftLimitReached"
+	// ConditionCounterStoreAvailable: the operator can read the team's counters in Redis. While
+	// it is False, status keeps the figures of the last successful read and the phase is not
+	// recomputed.
+	ConditionCounterStoreAvailable = "CounterStoreAvailable"
+)
+
+// Reasons of the TeamBudget conditions. Events about a transition use the same reason: Warning
+// when a condition enters the state that needs attention, Normal when it leaves it.
+const (
+	// ReasonKillSwitch: Suspended=True.
+	ReasonKillSwitch = "KillSwitch"
+	// ReasonKillSwitchOff: Suspended=False.
+	ReasonKillSwitchOff = "KillSwitchOff"
+	// ReasonRunawayTripped: RunawayTripped=True.
+	ReasonRunawayTripped = "RunawayTripped"
+	// ReasonWithinSpendRate: RunawayTripped=False (no breaker, no trip, or the cooldown is over).
+	ReasonWithinSpendRate = "WithinSpendRate"
+	// ReasonHardLimitReached: Exhausted=True.
+	ReasonHardLimitReached = "HardLimitReached"
+	// ReasonWithinHardLimits: Exhausted=False.
+	ReasonWithinHardLimits = "WithinHardLimits"
+	// ReasonSoftLimitReached: SoftLimitReached=True.
+	ReasonSoftLimitReached = "SoftLimitReached"
+	// ReasonWithinSoftLimits: SoftLimitReached=False.
+	ReasonWithinSoftLimits = "WithinSoftLimits"
+	// ReasonStoreAvailable: CounterStoreAvailable=True.
+	ReasonStoreAvailable = "StoreAvailable"
+	// ReasonStoreUnavailable: CounterStoreAvailable=False, the counters could not be read.
+	ReasonStoreUnavailable = "StoreUnavailable"
+)
+
 // TeamBudgetSpec is a team's spending and rate policy, or (clusterDefault: true) the policy of
 // every team that has none of its own.
 //
@@ -184,7 +229,8 @@ type WindowStatus struct {
 // TeamBudgetStatus is the observed state of a TeamBudget.
 type TeamBudgetStatus struct {
 	CommonStatus `json:",inline"`
-	// Phase summarises the budget state.
+	// Phase summarises the budget state. Empty while unknown: the counter store could not be
+	// read and the last known phase was the kill switch, now off.
 	// +optional
 	Phase BudgetPhase `json:"phase,omitempty"`
 	// Windows is the state of each spend limit. Spend figures are present once the operator

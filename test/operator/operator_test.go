@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -202,6 +203,8 @@ func TestTeamBudgetConditionsAndStatus(t *testing.T) {
 	c := waitCondition(t, orphan, v1alpha1.ConditionResolvedRefs, metav1.ConditionFalse, v1alpha1.ReasonTeamNotFound)
 	require.Contains(t, c.Message, "team budget-nobody")
 	waitEvent(t, orphan, corev1.EventTypeWarning, v1alpha1.ReasonTeamNotFound)
+	require.Nil(t, condition(t, orphan, v1alpha1.ConditionSuspended), "a budget out of the snapshot has no budget conditions")
+	require.Nil(t, condition(t, orphan, v1alpha1.ConditionExhausted))
 
 	// The gateway's counters say the day's Hard limit is spent.
 	budgets.set("budget-team", controllers.BudgetState{
@@ -229,6 +232,14 @@ func TestTeamBudgetConditionsAndStatus(t *testing.T) {
 	for _, w := range b.Status.Windows {
 		require.NotNil(t, w.ResetsAt)
 	}
+	c = waitCondition(t, b, v1alpha1.ConditionExhausted, metav1.ConditionTrue, v1alpha1.ReasonHardLimitReached)
+	require.Contains(t, c.Message, "Day: spent $12.50 of the $12.50 Hard limit, calls are rejected until it resets at "+day.ResetsAt.UTC().Format(time.RFC3339))
+	note := waitEvent(t, b, corev1.EventTypeWarning, v1alpha1.ReasonHardLimitReached)
+	require.Equal(t, c.Message, note)
+	waitCondition(t, b, v1alpha1.ConditionSoftLimitReached, metav1.ConditionFalse, v1alpha1.ReasonWithinSoftLimits)
+	waitCondition(t, b, v1alpha1.ConditionRunawayTripped, metav1.ConditionFalse, v1alpha1.ReasonWithinSpendRate)
+	waitCondition(t, b, v1alpha1.ConditionSuspended, metav1.ConditionFalse, v1alpha1.ReasonKillSwitchOff)
+	waitCondition(t, b, v1alpha1.ConditionCounterStoreAvailable, metav1.ConditionTrue, v1alpha1.ReasonStoreAvailable)
 	require.Eventually(t, func() bool {
 		tm := findTeam(served(t), "budget-team")
 		return tm != nil && tm.Budget != nil && tm.Budget.Source == ns+"/budget-team" && len(tm.Budget.Limits) == 3
@@ -250,6 +261,8 @@ func TestTeamBudgetConditionsAndStatus(t *testing.T) {
 		return b.Status.Phase == v1alpha1.PhaseSuspended && b.Status.ObservedGeneration == b.Generation &&
 			tm != nil && tm.Budget != nil && tm.Budget.Suspended
 	}, timeout, tick)
+	waitCondition(t, b, v1alpha1.ConditionSuspended, metav1.ConditionTrue, v1alpha1.ReasonKillSwitch)
+	waitEvent(t, b, corev1.EventTypeWarning, v1alpha1.ReasonKillSwitch)
 }
 
 // TestSnapshotFollowsUpdates: the served snapshot changes after an update to any kind or to a

@@ -161,7 +161,8 @@ func run(m *testing.M) (int, error) {
 	return code, nil
 }
 
-// fakeBudgets stands in for the gateway's Redis counters: zero spend unless a test sets some.
+// fakeBudgets stands in for the gateway's Redis counters: zero spend in every window unless a
+// test sets some (like the Redis reader, it knows every window).
 type fakeBudgets struct {
 	mu     sync.Mutex
 	states map[string]controllers.BudgetState
@@ -170,7 +171,11 @@ type fakeBudgets struct {
 func (f *fakeBudgets) BudgetState(_ context.Context, team string, _ time.Time) (controllers.BudgetState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.states[team], nil
+	st, ok := f.states[team]
+	if !ok {
+		st.Spent = map[v1alpha1.Window]int64{v1alpha1.WindowHour: 0, v1alpha1.WindowDay: 0, v1alpha1.WindowWeek: 0, v1alpha1.WindowMonth: 0}
+	}
+	return st, nil
 }
 
 func (f *fakeBudgets) set(team string, st controllers.BudgetState) {
