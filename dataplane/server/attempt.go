@@ -254,12 +254,17 @@ func (c *call) attempt(be *backendRT, pc *provider.Call, failover bool) *attempt
 		}
 		return aerr
 	}
-	be.breaker.Success()
 	c.g.metrics.Attempts.WithLabelValues(be.b.Name, "ok").Inc()
 	c.rec.Attempts[idx].Status = o.resp.StatusCode
 	if o.reader != nil {
-		c.relayStream(o)
+		// A stream's health is known when it ends: a fault after commit counts too.
+		if fault := c.relayStream(o); fault != nil {
+			c.health(be, fault)
+		} else {
+			be.breaker.Success()
+		}
 	} else {
+		be.breaker.Success()
 		c.relayBody(o)
 	}
 	c.rec.Attempts[idx].Latency = c.g.now().Sub(start)
@@ -337,6 +342,12 @@ func (c *call) try(be *backendRT, pc *provider.Call) (*outcome, *attemptErr) {
 				err: fmt.Errorf("read the response of backend %s: %w", be.b.Name, err)})
 		}
 		res, out, err := be.adapter.Parse(pc, resp.Header, body)
+		if errors.Is(err, provider.ErrMalformed) {
+			// A 200 whose body is not the format: the upstream is broken, and relaying it
+			// would only give the client a decoding error. Nothing was sent yet.
+			return fail(&attemptErr{class: snapshot.FailoverServerError, status: resp.StatusCode,
+				err: fmt.Errorf("the response of backend %s is not valid: %w", be.b.Name, err)})
+		}
 		if err != nil {
 			c.g.log.Warn("could not parse the upstream response; relaying it as is", "request_id", c.rec.RequestID,
 				"backend", be.b.Name, "error", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/record"
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
 // copyResponseHeaders copies the upstream response headers a client may see (the adapters'
@@ -47,8 +48,9 @@ func (c *call) relayBody(o *outcome) {
 
 // relayStream commits the client to the stream (status, headers and the held first event),
 // then relays event by event with a flush each, until the stream ends, fails, goes idle, the
-// client leaves, or the gateway ends it (drain, kill switch).
-func (c *call) relayStream(o *outcome) {
+// client leaves, or the gateway ends it (drain, kill switch). It returns the upstream's
+// failure after commit, nil when the backend was not at fault.
+func (c *call) relayStream(o *outcome) (fault *attemptErr) {
 	defer o.cancel(nil)
 	defer func() {
 		_ = o.reader.Close()
@@ -76,12 +78,13 @@ func (c *call) relayStream(o *outcome) {
 		ev, err := o.reader.Next()
 		idle.Stop()
 		if err != nil {
-			c.endStream(rc, o, err)
+			fault = c.endStream(rc, o, err)
 			break
 		}
 		ok = c.writeEvent(rc, o, ev)
 	}
 	c.result = o.reader.Result()
+	return fault
 }
 
 // writeEvent writes and flushes one event; it reports false when the client is gone.
@@ -107,13 +110,15 @@ func (c *call) writeEvent(rc *http.ResponseController, o *outcome, ev *provider.
 
 // endStream handles the end of a committed stream: a proper end, the client leaving, or an
 // error reported with a terminal event in the client's protocol (no normal terminator after).
-func (c *call) endStream(rc *http.ResponseController, o *outcome, err error) {
+// It returns the failure to count against the backend (its class as before commit), nil for
+// a proper end, the client leaving or the gateway ending the stream.
+func (c *call) endStream(rc *http.ResponseController, o *outcome, err error) (fault *attemptErr) {
 	if err == io.EOF {
-		return
+		return nil
 	}
 	if c.r.Context().Err() != nil {
 		c.clientGone()
-		return
+		return nil
 	}
 	var ge *provider.GatewayError
 	cause := context.Cause(o.ctx)
@@ -125,10 +130,13 @@ func (c *call) endStream(rc *http.ResponseController, o *outcome, err error) {
 		ge = gatewayErr(http.StatusTooManyRequests, provider.AnthropicRateLimit, provider.OpenAIRateLimit, "team_suspended", "", cause.Error())
 	case o.ctx.Err() != nil && errors.Is(cause, errIdleTimeout):
 		ge = errUpstream(http.StatusGatewayTimeout, "upstream_idle_timeout", cause.Error())
+		fault = &attemptErr{class: snapshot.FailoverTimeout, err: cause}
 	case errors.As(err, &ue):
 		ge = ue.GatewayError(c.shape) // ue.Type is the provider's name (a Bedrock exception), not the client's
+		fault = &attemptErr{class: ue.Class, upstream: ue, err: ue}
 	default:
 		ge = errUpstream(http.StatusBadGateway, "upstream_stream_error", "the upstream stream failed: "+err.Error())
+		fault = &attemptErr{class: snapshot.FailoverServerError, err: err}
 	}
 	c.rec.Error = &record.Error{Type: errorType(ge), Message: ge.Message}
 	if ue != nil {
@@ -137,4 +145,5 @@ func (c *call) endStream(rc *http.ResponseController, o *outcome, err error) {
 	if _, werr := c.w.Write(provider.StreamErrorEvent(c.op, ge, int64(c.events))); werr == nil {
 		_ = rc.Flush()
 	}
+	return fault
 }

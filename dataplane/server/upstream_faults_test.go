@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -49,4 +50,52 @@ func TestBedrockStreamExceptionsUseAnthropicErrorTypes(t *testing.T) {
 		require.Equal(t, "rate_limit_error", gjson.Get(strings.TrimPrefix(last, "event: error\ndata: "), "error.type").Str, out)
 		require.Equal(t, "throttlingException", e.recorder.last(t).Error.Type)
 	})
+}
+
+// A 200 whose body is not JSON is a broken upstream: the call fails over instead of
+// relaying bytes no SDK can decode.
+func TestMalformedBodyFailsOver(t *testing.T) {
+	e := newEnv(t, nil)
+	e.a.set(statusErr(http.StatusOK, "{\"id\":\"garbage\x00 not json"))
+	resp := e.do("POST", "/v1/chat/completions", keyAlpha, chatBody)
+	body := readAll(t, resp)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Equal(t, "hello from b", gjson.Get(body, "choices.0.message.content").Str)
+	require.Equal(t, snapshot.FailoverServerError, e.recorder.last(t).Attempts[0].ErrorClass)
+
+	e = newEnv(t, func(s *snapshot.Snapshot) { s.Routes[0].Backends = s.Routes[0].Backends[:1] })
+	e.a.set(statusErr(http.StatusOK, "not json"))
+	resp = e.do("POST", "/v1/chat/completions", keyAlpha, chatBody)
+	body = readAll(t, resp)
+	require.Equal(t, http.StatusBadGateway, resp.StatusCode, body)
+	require.Equal(t, "server_error", gjson.Get(body, "error.type").Str, "a clean error in the client's shape")
+}
+
+// A stream that fails after commit cannot fail over, but it counts against the backend's
+// circuit like a failure before commit; a stream that ends properly closes it.
+func TestStreamFaultAfterCommitCountsAgainstCircuit(t *testing.T) {
+	e := newEnv(t, nil) // openai-a opens after 2 failures
+	cut := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]}`+"\n\n")
+	}
+	const stream = `{"model":"gpt-4o","stream":true,"messages":[]}`
+	e.a.set(cut)
+	body := readAll(t, e.do("POST", "/v1/chat/completions", keyAlpha, stream))
+	require.Contains(t, body, "upstream_stream_error")
+	require.Equal(t, 1, e.g.backendStates()[1].Circuit.ConsecutiveFailures)
+
+	e.a.set(chatOK("whole", 1, 1))
+	readAll(t, e.do("POST", "/v1/chat/completions", keyAlpha, stream))
+	require.Zero(t, e.g.backendStates()[1].Circuit.ConsecutiveFailures, "a proper end is a success")
+
+	e.a.set(cut)
+	for range 2 {
+		readAll(t, e.do("POST", "/v1/chat/completions", keyAlpha, stream))
+	}
+	require.Equal(t, "open", e.g.backendStates()[1].Circuit.State)
+	resp := e.do("POST", "/v1/chat/completions", keyAlpha, stream)
+	readAll(t, resp)
+	require.Equal(t, "ns/openai-b", resp.Header.Get(HeaderBackend), "new calls go to the next backend")
+	require.Equal(t, 4, e.a.count(), "the open circuit was skipped")
 }
