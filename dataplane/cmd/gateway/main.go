@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -45,6 +46,7 @@ type config struct {
 	logFormat, logLevel       string
 	maxBodyBytes              int64
 	redisURL                  string
+	pprof                     bool
 	record                    record.Config
 }
 
@@ -83,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body read before the route is known (routes may set less)")
 	fs.StringVar(&c.redisURL, "redis-url", "", "Redis for shared budgets and the event outbox (redis://host:port/db); empty: in-memory counters and a file outbox")
+	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the admin listener (for load tests; do not expose)")
 	c.record.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -185,7 +188,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	// Servers first, so that health and metrics answer while the first snapshot loads.
 	proxy := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	admin := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	admin := &http.Server{Handler: adminHandler(g.AdminHandler(), c.pprof), ReadHeaderTimeout: 10 * time.Second}
 	pl, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
@@ -228,6 +231,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	shutdown(c, log, g, proxy, admin, rec)
 	return nil
+}
+
+// adminHandler is the gateway's admin API, plus /debug/pprof/ when pprof is set.
+func adminHandler(h http.Handler, pprof bool) http.Handler {
+	if !pprof {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
 
 // shutdown drains the pod: readiness false, (optionally) keep serving for shutdownDelay, stop

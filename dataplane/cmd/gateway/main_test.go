@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -37,4 +39,26 @@ func TestFlagsNeedASource(t *testing.T) {
 	require.Equal(t, 25*time.Second, c.drainTimeout)
 	require.Equal(t, "127.0.0.1:8080", c.listen)
 	require.Equal(t, "127.0.0.1:9090", c.adminListen)
+}
+
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "admin") })
+	for _, tc := range []struct {
+		pprof      bool
+		path       string
+		wantStatus int
+		wantBody   string
+	}{
+		{false, "/debug/pprof/", http.StatusOK, "admin"},
+		{true, "/debug/pprof/", http.StatusOK, "goroutine"},
+		{true, "/healthz", http.StatusOK, "admin"},
+	} {
+		rec := httptest.NewRecorder()
+		adminHandler(admin, tc.pprof).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		require.Equal(t, tc.wantStatus, rec.Code, "%+v", tc)
+		require.Contains(t, rec.Body.String(), tc.wantBody, "%+v", tc)
+	}
+	c, err := parseFlags([]string{"--snapshot", "s.json", "--pprof"}, io.Discard)
+	require.NoError(t, err)
+	require.True(t, c.pprof)
 }
