@@ -42,5 +42,11 @@ fmt:
 run: build ## gateway + fake provider, standalone
 	hack/run.sh
 
+load: ## load characterization against the fake provider (docs/load.md); LOAD_FLAGS=-quick for a smoke run
+	$(GO) build -o $(BIN)/gateway ./dataplane/cmd/gateway
+	$(GO) build -o $(BIN)/fakeprovider ./test/fakeprovider/cmd/fakeprovider
+	$(GO) build -o $(BIN)/load ./test/load/cmd/load
+	$(BIN)/load -bin $(BIN) -out .run/load $(LOAD_FLAGS)
+
 clean:
 	rm -rf $(BIN) .run

@@ -1,0 +1,79 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"time"
+)
+
+// budgets compares the standalone gateway (budget counters in process, file outbox) with one
+// on Redis (budgets reserved and settled in Redis, events in the Redis outbox), same snapshot,
+// same pinning; redis-server runs with the fake provider and the generator.
+func (r *runner) budgets(ctx context.Context, rep *Report) (err error) {
+	bc := r.cfg.Budget
+	r.logf("budgets: starting redis-server and a gateway with --redis-url")
+	redis, err := StartRedis(ctx, r.cfg.OutDir, r.pin.Others)
+	if err != nil {
+		return err
+	}
+	defer redis.Close()
+	rgw, err := StartGateway(ctx, r.cfg.BinDir, r.cfg.OutDir, "gateway-redis", r.pin.Gateway,
+		filepath.Join(r.cfg.OutDir, "snapshot.json"), redis.URL, "", r.gatewayFlags()...)
+	if err != nil {
+		return err
+	}
+	r.logf("gateway-redis %s (admin %s), redis %s", rgw.URL, rgw.Admin, redis.URL)
+	defer func() { err = errors.Join(err, rgw.Stop(10*time.Second)) }()
+	viaRedis := &Target{Name: "gateway-redis", Base: rgw.URL, Key: DevKey, Shape: r.shape, Client: NewClient()}
+	r.warm(ctx, viaRedis, 8)
+
+	res := &BudgetResult{Rate: bc.Rate, Concurrency: bc.Concurrency}
+	type gw struct {
+		t *Target
+		p *Proc
+	}
+	mem, red := gw{r.via, r.gw.Proc}, gw{viaRedis, rgw.Proc}
+	for run := range r.cfg.Repeat {
+		var br BudgetRun
+		for _, g := range ordered(run, mem, red) {
+			r.openLoopCalls(ctx, g.t, bc.Rate, r.cfg.Warmup/2)
+			lat, _ := r.openLoopCalls(ctx, g.t, bc.Rate, bc.Duration)
+			r.warm(ctx, g.t, bc.Concurrency)
+			redisCPU0, err := redis.CPU()
+			if err != nil {
+				return err
+			}
+			m, err := r.closedLoop(ctx, g.t, bc.Concurrency, bc.Duration, g.p)
+			if err != nil {
+				return err
+			}
+			redisCPU1, err := redis.CPU()
+			if err != nil {
+				return err
+			}
+			if g == mem {
+				br.Memory, br.MemoryRPS, br.MemoryCPUPerCall = lat, m.rps, m.cpuPerCall
+			} else {
+				br.Redis, br.RedisRPS, br.RedisCPUPerCall = lat, m.rps, m.cpuPerCall
+				if m.calls > 0 {
+					br.RedisServerCPU = round3(float64((redisCPU1 - redisCPU0).Microseconds()) / float64(m.calls))
+				}
+			}
+		}
+		res.Runs = append(res.Runs, br)
+		r.logf("budgets, run %d: in-process %.0f req/s, Redis %.0f req/s; at %g req/s p99 %.3f vs %.3f ms", run+1,
+			br.MemoryRPS, br.RedisRPS, bc.Rate, br.Memory.P99, br.Redis.P99)
+	}
+	res.Memory = MedianLatency(mapSlice(res.Runs, func(b BudgetRun) Latency { return b.Memory }))
+	res.Redis = MedianLatency(mapSlice(res.Runs, func(b BudgetRun) Latency { return b.Redis }))
+	res.AddedRedis = MedianLatency(mapSlice(res.Runs, func(b BudgetRun) Latency { return b.Redis.Sub(b.Memory) }))
+	res.MemoryRPS = medianOf(res.Runs, func(b BudgetRun) float64 { return b.MemoryRPS })
+	res.RedisRPS = medianOf(res.Runs, func(b BudgetRun) float64 { return b.RedisRPS })
+	res.Ratio = round3(medianOf(res.Runs, func(b BudgetRun) float64 { return safeDiv(b.RedisRPS, b.MemoryRPS) }))
+	res.MemoryCPUPerCall = medianOf(res.Runs, func(b BudgetRun) float64 { return b.MemoryCPUPerCall })
+	res.RedisCPUPerCall = medianOf(res.Runs, func(b BudgetRun) float64 { return b.RedisCPUPerCall })
+	res.RedisServerCPU = medianOf(res.Runs, func(b BudgetRun) float64 { return b.RedisServerCPU })
+	rep.Budget = res
+	return nil
+}
