@@ -19,6 +19,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,7 +62,12 @@ const (
 	refreshInterval = 200 * time.Millisecond
 )
 
-var restConfig *rest.Config
+var (
+	restConfig *rest.Config
+	// runs numbers the tests' namespaces and teams: envtest never deletes namespaces, and
+	// teams are unique cluster-wide, so a second run (-count=2) needs new names.
+	runs atomic.Int64
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -121,7 +128,7 @@ func newHarness(t *testing.T) *harness {
 	require.NoError(t, err)
 	h.pod = budget.NewManager(s, budget.Options{Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StoreTimeout: 5 * time.Second})
 	t.Cleanup(func() { _ = h.pod.Close() })
-	h.ns = fmt.Sprintf("budget-%d", time.Now().UnixNano())
+	h.ns = fmt.Sprintf("budget-%d", runs.Add(1))
 	require.NoError(t, h.k8s.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}))
 	return h
 }
@@ -161,6 +168,9 @@ func (h *harness) startOperator() client.Client {
 	})
 	return k8s
 }
+
+// team returns a team name unique in the cluster.
+func (h *harness) team(base string) string { return base + "-" + strings.TrimPrefix(h.ns, "budget-") }
 
 // budget creates a TeamRollout and a TeamBudget for team in the test's namespace.
 func (h *harness) budget(team string, spec v1alpha1.TeamBudgetSpec) *v1alpha1.TeamBudget {
@@ -311,7 +321,7 @@ func windowOf(s v1alpha1.TeamBudgetStatus, w v1alpha1.Window, e v1alpha1.Enforce
 
 func TestTeamBudgetStatusReflectsSpendFromRedis(t *testing.T) {
 	h := newHarness(t)
-	const team = "spendy"
+	team := h.team("spendy")
 	// What the gateway enforces does not matter here: the counters are per team.
 	gw := &snapshot.Budget{Source: "ns/spendy", OnStoreUnavailable: snapshot.FailClosed, Unpriced: snapshot.UnpricedReject,
 		Limits:  []snapshot.SpendLimit{{Window: snapshot.WindowDay, LimitMicros: 100_000_000, Enforcement: snapshot.EnforceHard}},
@@ -352,7 +362,7 @@ func TestTeamBudgetStatusReflectsSpendFromRedis(t *testing.T) {
 // A Soft limit crossed: condition, Warning event and phase SoftLimitReached, and calls go on.
 func TestSoftLimitCrossed(t *testing.T) {
 	h := newHarness(t)
-	const team = "softy"
+	team := h.team("softy")
 	gw := &snapshot.Budget{Source: "ns/softy", OnStoreUnavailable: snapshot.FailClosed, Unpriced: snapshot.UnpricedReject,
 		Limits: []snapshot.SpendLimit{
 			{Window: snapshot.WindowDay, LimitMicros: 500_000, Enforcement: snapshot.EnforceSoft},
@@ -391,7 +401,7 @@ func TestSoftLimitCrossed(t *testing.T) {
 // Normal event when the cooldown is over (the shared clock moves past it).
 func TestRunawayTripAndCooldown(t *testing.T) {
 	h := newHarness(t)
-	const team = "loopy"
+	team := h.team("loopy")
 	gw := &snapshot.Budget{Source: "ns/loopy", OnStoreUnavailable: snapshot.FailClosed, Unpriced: snapshot.UnpricedReject,
 		Limits:  []snapshot.SpendLimit{{Window: snapshot.WindowDay, LimitMicros: 100_000_000, Enforcement: snapshot.EnforceHard}},
 		Runaway: &snapshot.Runaway{SpendPerMinuteMicros: 1_000_000, CooldownSeconds: 60}}
@@ -428,7 +438,7 @@ func TestRunawayTripAndCooldown(t *testing.T) {
 // phase of the last read kept; Redis back: True again with a Normal event, no spec change.
 func TestRedisStoppedAndRestarted(t *testing.T) {
 	h := newHarness(t)
-	const team = "outage"
+	team := h.team("outage")
 	gw := &snapshot.Budget{Source: "ns/outage", OnStoreUnavailable: snapshot.FailClosed, Unpriced: snapshot.UnpricedReject,
 		Limits: []snapshot.SpendLimit{
 			{Window: snapshot.WindowDay, LimitMicros: 1_000_000, Enforcement: snapshot.EnforceHard},
@@ -472,7 +482,7 @@ func TestRedisStoppedAndRestarted(t *testing.T) {
 // turned off, a Normal event and the phase from the counters again.
 func TestKillSwitchCondition(t *testing.T) {
 	h := newHarness(t)
-	const team = "killed"
+	team := h.team("killed")
 	tb := h.budget(team, v1alpha1.TeamBudgetSpec{Limits: []v1alpha1.SpendLimit{
 		{Window: v1alpha1.WindowDay, Amount: "1.00", Enforcement: v1alpha1.EnforcementHard},
 	}})
