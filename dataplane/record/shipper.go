@@ -23,6 +23,12 @@ type ShipperOptions struct {
 	// PollInterval is how often the outbox is read when nothing signals new entries
 	// (default 250ms; entries of other pods in a shared outbox are found this way).
 	PollInterval time.Duration
+	// Linger is how long the shipper waits, once told of new entries, for more to arrive
+	// before it reads them (default 100ms; negative: no wait). Without it a steady trickle of
+	// calls is shipped one event per batch: a capture request and several outbox writes per
+	// call (test/load measured a fifth of the gateway's CPU at 1,000 calls/s). It is skipped
+	// while a backlog is being read, and a Flush ends it.
+	Linger time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff (full jitter) between retries
 	// of a batch (defaults 200ms and 30s). A Retry-After from capture is honoured up to
 	// MaxRetryAfter (default 5m).
@@ -50,6 +56,9 @@ func (o *ShipperOptions) defaults() {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.Linger == 0 {
+		o.Linger = 100 * time.Millisecond
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = 200 * time.Millisecond
@@ -155,12 +164,15 @@ func (s *Shipper) Run(ctx context.Context) {
 	defer poll.Stop()
 	defer touch.Stop()
 	for {
-		s.fill(ctx)
+		backlog := s.fill(ctx)
 		select {
 		case <-ctx.Done():
 			wg.Wait()
 			return
 		case <-s.wake:
+			if !backlog {
+				s.linger(ctx)
+			}
 		case <-poll.C:
 		case <-touch.C:
 			s.touch(ctx)
@@ -168,14 +180,31 @@ func (s *Shipper) Run(ctx context.Context) {
 	}
 }
 
-// fill reads entries while there is room in flight and queues them as batches.
-func (s *Shipper) fill(ctx context.Context) {
+// linger waits up to Linger for more entries (see ShipperOptions.Linger); a Flush ends it.
+func (s *Shipper) linger(ctx context.Context) {
+	kick := s.kicked() // before the flushing check: a Flush after it closes this channel
+	if s.opts.Linger <= 0 || s.flushing.Load() {
+		return
+	}
+	t := time.NewTimer(s.opts.Linger)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-kick:
+	}
+}
+
+// fill reads entries while there is room in flight and queues them as batches. It reports a
+// backlog: it stopped with no room left, or read at least a full batch.
+func (s *Shipper) fill(ctx context.Context) (backlog bool) {
+	read := 0
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		room := s.opts.MaxInFlight - len(s.inflight)
 		if room <= 0 {
 			s.mu.Unlock()
-			return
+			return true
 		}
 		s.reading = true
 		s.mu.Unlock()
@@ -201,10 +230,12 @@ func (s *Shipper) fill(ctx context.Context) {
 		for _, b := range s.batches(fresh) {
 			s.work <- b
 		}
+		read += len(entries)
 		if len(entries) == 0 || err != nil {
-			return
+			return read >= s.opts.BatchSize
 		}
 	}
+	return false
 }
 
 // batches groups entries by destination, bounded by count and bytes.
