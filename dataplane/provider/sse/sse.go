@@ -28,7 +28,7 @@ type Event struct {
 }
 
 const (
-	initialBuffer = 16 << 10
+	initialBuffer = 4 << 10
 	maxEmptyReads = 100
 )
 
