@@ -126,11 +126,19 @@ type upstream struct {
 	srv  *httptest.Server
 }
 
-func (u *upstream) requests() int { return len(u.fake.Requests()) }
+// requests is the number of requests the fake received (its counts, which unlike its
+// request log are never capped).
+func (u *upstream) requests() int {
+	n := int64(0)
+	for _, c := range u.fake.Counts() {
+		n += c
+	}
+	return int(n)
+}
 
 // cell is one gateway in front of a pair of fake upstreams, with its own budget counters.
 type cell struct {
-	t                  *testing.T
+	t                  testing.TB
 	pair               pair
 	primary, secondary *upstream
 	snap               *snapshot.Snapshot
@@ -150,15 +158,14 @@ type cellOptions struct {
 	recorder           record.CallRecorder
 	// chunkIntervalMs paces the served streams (benchmarks).
 	chunkIntervalMs int64
+	// mutate edits the snapshot before it is applied.
+	mutate func(*snapshot.Snapshot)
 }
 
 // newCell starts the pair's fakes, a gateway with the real adapters, catalog and an in-memory
 // budget manager, and an HTTP client for the SDKs.
 func newCell(t testing.TB, p pair, o cellOptions) *cell {
-	c := &cell{pair: p, trace: "faults-trace"}
-	if tt, ok := t.(*testing.T); ok {
-		c.t = tt
-	}
+	c := &cell{t: t, pair: p, trace: "faults-trace"}
 	base := func(text string, u cost.Usage) *fakeprovider.Scenario {
 		return &fakeprovider.Scenario{Text: text, Usage: &u, Chunks: primaryChunks, ChunkIntervalMs: o.chunkIntervalMs}
 	}
@@ -186,6 +193,9 @@ func newCell(t testing.TB, p pair, o cellOptions) *cell {
 	require.NoError(t, err)
 	c.gw = gw
 	c.snap = pairSnapshot(p, primaryURL, c.secondary.srv.URL)
+	if o.mutate != nil {
+		o.mutate(c.snap)
+	}
 	require.NoError(t, c.snap.Seal())
 	require.NoError(t, gw.Apply(c.snap, "faults"))
 	c.gwSrv = httptest.NewServer(gw)

@@ -42,9 +42,10 @@ func (c classes) of(s snapshot.Shape) string {
 type expect struct {
 	// served names the backend whose answer the client gets; "" when it gets an error.
 	served string
-	// The client's error: HTTP status (200 once a stream is committed), Anthropic error.type,
-	// OpenAI error.type and error.code (a Responses error event has only the code).
-	status                                int
+	// The client's error: HTTP status (200 once a stream is committed; anthropicStatus when
+	// the Anthropic shape's differs), Anthropic error.type, OpenAI error.type and error.code
+	// (a Responses error event has only the code).
+	status, anthropicStatus               int
 	anthropicType, openaiType, openaiCode string
 	committed                             bool
 	// primaryTries and secondaryTries are the requests each fake received.
@@ -58,6 +59,14 @@ type expect struct {
 	failures          int
 	cooldown          time.Duration
 	secondaryFailures int
+}
+
+// statusFor is the status a client of shape s gets.
+func (e *expect) statusFor(s snapshot.Shape) int {
+	if s == snapshot.ShapeAnthropic && e.anthropicStatus != 0 {
+		return e.anthropicStatus
+	}
+	return e.status
 }
 
 // attempts is the number of upstream attempts made, hence of events recorded.
@@ -214,9 +223,12 @@ func committedOpen(anthropicType string, d time.Duration) *expect {
 	return e
 }
 
-// exhausted: both backends fail; the client gets the target's error, told not to retry.
+// exhausted: both backends fail; the client gets the target's error as the target sent it
+// (Bedrock's ServiceUnavailableException in Anthropic's shape: 529 overloaded_error; Azure's
+// 503 body), told not to retry.
 func exhausted() *expect {
-	e := rejected(0, "", "", "")
+	e := rejected(http.StatusServiceUnavailable, provider.AnthropicOverloaded, "", "ServiceUnavailable")
+	e.anthropicStatus = 529
 	e.secondaryTries, e.class, e.failures, e.secondaryFailures = 1, same(snapshot.FailoverServerError), 1, 1
 	return e
 }
@@ -272,11 +284,8 @@ func (s *suite) run(t *testing.T, r *row, col column, p pair, want *expect) {
 		require.Error(t, o.err)
 		ce, ok := asClientError(o.err)
 		require.True(t, ok, "a typed protocol error from the SDK, got %T: %v", o.err, o.err)
-		if want.status != 0 {
-			require.Equal(t, want.status, ce.status, o.err.Error())
-		}
+		require.Equal(t, want.statusFor(col.shape()), ce.status, o.err.Error())
 		switch {
-		case want.status == 0: // the target's own error, whatever it is
 		case col.shape() == snapshot.ShapeAnthropic:
 			require.Equal(t, want.anthropicType, ce.typ, o.err.Error())
 		case col.op == provider.OpResponses && want.committed: // a Responses error event has only a code
@@ -386,13 +395,13 @@ func (s *suite) events(t *testing.T, reqID string, n int) []capturesink.Received
 		return true
 	}, 20*time.Second, 20*time.Millisecond, "the call's %d events reach capture", n)
 	// Nothing beyond one event per attempt.
-	extra := 0
+	seen := 0
 	for _, ev := range s.sink.Events() {
 		if ev.Props["llm_gateway_request_id"] == reqID {
-			extra++
+			seen++
 		}
 	}
-	require.Equal(t, n, extra, "one event per attempt")
+	require.Equal(t, n, seen, "one event per attempt")
 	return out
 }
 
