@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/posthog/llm-gateway/dataplane/catalog"
+	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/record"
 	"github.com/posthog/llm-gateway/dataplane/server"
@@ -347,13 +349,26 @@ func (s *suite) run(t *testing.T, r *row, col column, p pair, want *expect) {
 	require.Equal(t, micros(main.Props["$ai_total_cost_usd"]), spent)
 	switch {
 	case want.served != "":
-		u := primaryUsage
+		served, up, u := p.primary, c.primary, primaryUsage
 		if want.served == bySecondary {
-			u = secondaryUsage
+			served, up, u = p.secondary, c.secondary, secondaryUsage
 		}
 		require.EqualValues(t, u.OutputTokens, main.Props["$ai_output_tokens"])
-		require.Positive(t, spent)
+		// Priced as the model id the provider was called with (Bedrock's us. inference
+		// profile costs more than Anthropic's API); Azure's deployment name says nothing, so
+		// the model its response names.
+		last, ok := up.fake.LastRequest()
+		require.True(t, ok)
+		model := last.Model
+		if served == fakeprovider.Azure {
+			model, _ = main.Props["$ai_model"].(string)
+		}
+		cfg := backendConfig(served, "")
+		price, ok := catalog.Default().BackendPrice(&cfg, modelOf(col), model)
+		require.True(t, ok, "%s is priced for %s", model, served)
+		require.Equal(t, cost.Compute(price, u).TotalMicros, spent, "the served usage at %s's price for %s", served, model)
 	case want.committed:
+		require.Equal(t, true, main.Props["llm_gateway_usage_estimated"], "no final usage came")
 		require.Positive(t, spent, "the streamed part is paid for")
 		require.GreaterOrEqual(t, toInt(main.Props["$ai_output_tokens"]), int64(math.Ceil(float64(len(o.text))/4)),
 			"at least the streamed text")
@@ -426,6 +441,14 @@ func (s *suite) baseline(t *testing.T, p fakeprovider.Provider, col column) sign
 // sdkRetries reports whether the OpenAI and Anthropic SDKs retry a status by default.
 func sdkRetries(status int) bool {
 	return status == http.StatusRequestTimeout || status == http.StatusConflict || status == http.StatusTooManyRequests || status >= 500
+}
+
+// modelOf is the canonical model a column's calls name.
+func modelOf(col column) string {
+	if col.shape() == snapshot.ShapeAnthropic {
+		return claudeModel
+	}
+	return gptModel
 }
 
 func micros(v any) int64 {
