@@ -121,3 +121,30 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(q(0.50), "p50-µs")
 	b.ReportMetric(q(0.99), "p99-µs")
 }
+
+// BenchmarkAdmitSettleWithOpenCalls measures one Admit plus one Settle while the team has
+// 10,000 other calls open (long streams), on the memory store: the standalone gateway's
+// admission must not scan every open call.
+func BenchmarkAdmitSettleWithOpenCalls(b *testing.B) {
+	m := NewManager(NewMemoryStore(), benchOptions())
+	defer m.Close()
+	bud, ctx := benchBudget(), context.Background()
+	for i := range 10_000 {
+		if _, err := m.Admit(ctx, Request{Team: "bench", Budget: bud, RequestID: "open-" + strconv.Itoa(i),
+			EstimateMicros: 5000, Priced: true, EstimateTokens: 2000}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		res, err := m.Admit(ctx, Request{Team: "bench", Budget: bud, RequestID: "r" + strconv.Itoa(i),
+			EstimateMicros: 5000, Priced: true, EstimateTokens: 2000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Settle(ctx, res, 3000, 1500); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

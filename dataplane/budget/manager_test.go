@@ -461,3 +461,28 @@ func TestSettleWithoutStoreAfterRedisAdmission(t *testing.T) {
 	p.checkStore()
 	require.Equal(t, dollars(0.5), spent(state(t, p, "q", b), snapshot.WindowDay))
 }
+
+// TestCrashedHoldExpiresAmongRefreshedOnes: a hold that is never refreshed expires on time
+// although the holds admitted before it, which were due first, were refreshed meanwhile.
+func TestCrashedHoldExpiresAmongRefreshedOnes(t *testing.T) {
+	eachStore(t, func(t *testing.T, be backend) {
+		clock := budgettest.NewClock(t0)
+		live, crashed := newPod(t, be, clock), newPod(t, be, clock)
+		b := hardDay(1)
+		for range 3 {
+			admit(t, live, call("g", b, 0.1, 10)) // due at t0+60s unless refreshed
+		}
+		clock.Advance(10 * time.Second)
+		admit(t, crashed, call("g", b, 0.5, 10)) // due at t0+70s, never refreshed
+		reject(t, live, call("g", b, 0.3, 10))
+		for range 4 { // t0+30s ... t0+90s
+			clock.Advance(20 * time.Second)
+			live.refreshHolds()
+		}
+		admit(t, live, call("g", b, 0.3, 10))
+		require.Equal(t, 1.0, testutil.ToFloat64(live.met.expiries.WithLabelValues("g")), "the crashed hold was purged")
+		st := state(t, live, "g", b)
+		require.Equal(t, dollars(0.6), st.ReservedMicros, "the refreshed holds are kept")
+		require.Equal(t, int64(4), st.InFlight)
+	})
+}
