@@ -61,13 +61,16 @@ const (
 
 // What each side of a pair answers when it serves: distinct texts and usage, so the client's
 // result says which backend produced it.
-var (
+const (
 	primaryText      = "Primary answer in four pieces"
 	secondaryText    = "Secondary answer served after failover"
-	primaryUsage     = cost.Usage{InputTokens: 40, OutputTokens: 5}
-	secondaryUsage   = cost.Usage{InputTokens: 60, OutputTokens: 9}
-	primaryChunks    = 4
+	chunks           = 4
 	backendNamespace = "faults/"
+)
+
+var (
+	primaryUsage   = cost.Usage{InputTokens: 40, OutputTokens: 5}
+	secondaryUsage = cost.Usage{InputTokens: 60, OutputTokens: 9}
 )
 
 // backendName is the ProviderBackend name of a provider in the suite's snapshots.
@@ -167,7 +170,7 @@ type cellOptions struct {
 func newCell(t testing.TB, p pair, o cellOptions) *cell {
 	c := &cell{t: t, pair: p, trace: "faults-trace"}
 	base := func(text string, u cost.Usage) *fakeprovider.Scenario {
-		return &fakeprovider.Scenario{Text: text, Usage: &u, Chunks: primaryChunks, ChunkIntervalMs: o.chunkIntervalMs}
+		return &fakeprovider.Scenario{Text: text, Usage: &u, Chunks: chunks, ChunkIntervalMs: o.chunkIntervalMs}
 	}
 	c.primary = startUpstream(t, merge(base(primaryText, primaryUsage), o.primary))
 	c.secondary = startUpstream(t, merge(base(secondaryText, secondaryUsage), o.secondary))
