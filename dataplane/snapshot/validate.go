@@ -27,9 +27,11 @@ func (s *Snapshot) Normalize() {
 	slices.SortFunc(s.Routes, func(a, b Route) int { return strings.Compare(a.Name, b.Name) })
 	for i := range s.Routes {
 		r := &s.Routes[i]
-		slices.Sort(r.Models)
-		slices.Sort(r.Prefixes)
-		slices.Sort(r.Failover.On)
+		// Sorted copies: the lists may share storage with the caller's (e.g. a route built
+		// from AllFailoverClasses), which must not be reordered under it.
+		r.Models = slices.Sorted(slices.Values(r.Models))
+		r.Prefixes = slices.Sorted(slices.Values(r.Prefixes))
+		r.Failover.On = slices.Sorted(slices.Values(r.Failover.On))
 		slices.SortStableFunc(r.Backends, func(a, b RouteBackend) int {
 			if a.Priority != b.Priority {
 				return a.Priority - b.Priority
