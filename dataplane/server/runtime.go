@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"reflect"
 	"sync/atomic"
@@ -142,7 +141,7 @@ func (g *Gateway) newBackend(b *snapshot.Backend) (*backendRT, error) {
 	if g.opts.UpstreamTransport != nil {
 		be.transport = g.opts.UpstreamTransport
 	} else {
-		be.transport = newTransport(be.connect)
+		be.transport = newUpstreamTransport(be.connect, nil)
 	}
 	name := b.Name
 	be.breaker = NewBreaker(b.CircuitBreaker, g.now, func(state int) {
@@ -150,21 +149,6 @@ func (g *Gateway) newBackend(b *snapshot.Backend) (*backendRT, error) {
 	})
 	g.metrics.CircuitState.WithLabelValues(name).Set(0)
 	return be, nil
-}
-
-// newTransport is a backend's own connection pool. The dial timeout is the backend's connect
-// timeout; ResponseHeaderTimeout is not used: the proxy core times the first byte itself.
-func newTransport(connect time.Duration) *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   connect + 5*time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
 }
 
 func (be *backendRT) closeIdle() {
