@@ -1,9 +1,11 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -34,31 +36,34 @@ func (r *runner) budgets(ctx context.Context, rep *Report) (err error) {
 		p *Proc
 	}
 	mem, red := gw{r.via, r.gw.Proc}, gw{viaRedis, rgw.Proc}
+	total, calls := map[string]CommandStat{}, 0
 	for run := range r.cfg.Repeat {
 		var br BudgetRun
 		for _, g := range ordered(run, mem, red) {
 			r.openLoopCalls(ctx, g.t, bc.Rate, r.cfg.Warmup/2)
 			lat, _ := r.openLoopCalls(ctx, g.t, bc.Rate, bc.Duration)
 			r.warm(ctx, g.t, bc.Concurrency)
-			redisCPU0, err := redis.CPU()
+			stats0, err := redis.CommandStats(ctx)
 			if err != nil {
 				return err
 			}
-			m, err := r.closedLoop(ctx, g.t, bc.Concurrency, bc.Duration, g.p)
+			m, err := r.closedLoop(ctx, g.t, bc.Concurrency, bc.Duration, g.p, r.fake.Proc, redis.Proc)
 			if err != nil {
 				return err
 			}
-			redisCPU1, err := redis.CPU()
+			stats1, err := redis.CommandStats(ctx)
 			if err != nil {
 				return err
 			}
 			if g == mem {
-				br.Memory, br.MemoryRPS, br.MemoryCPUPerCall = lat, m.rps, m.cpuPerCall
-			} else {
-				br.Redis, br.RedisRPS, br.RedisCPUPerCall = lat, m.rps, m.cpuPerCall
-				if m.calls > 0 {
-					br.RedisServerCPU = round3(float64((redisCPU1 - redisCPU0).Microseconds()) / float64(m.calls))
-				}
+				br.Memory, br.MemoryRPS, br.MemoryCPUPerCall, br.MemoryBusy = lat, m.rps, m.gatewayCPUPerCall, m.busy
+				continue
+			}
+			addCommands(total, stats0, stats1)
+			calls += m.calls
+			br.Redis, br.RedisRPS, br.RedisCPUPerCall, br.RedisBusy = lat, m.rps, m.gatewayCPUPerCall, m.busy
+			if m.rps > 0 {
+				br.RedisServerCPU = round3(m.busy.Redis * 1e6 / m.rps)
 			}
 		}
 		res.Runs = append(res.Runs, br)
@@ -74,6 +79,35 @@ func (r *runner) budgets(ctx context.Context, rep *Report) (err error) {
 	res.MemoryCPUPerCall = medianOf(res.Runs, func(b BudgetRun) float64 { return b.MemoryCPUPerCall })
 	res.RedisCPUPerCall = medianOf(res.Runs, func(b BudgetRun) float64 { return b.RedisCPUPerCall })
 	res.RedisServerCPU = medianOf(res.Runs, func(b BudgetRun) float64 { return b.RedisServerCPU })
+	res.MemoryBusy = medianBusy(mapSlice(res.Runs, func(b BudgetRun) CoresBusy { return b.MemoryBusy }))
+	res.RedisBusy = medianBusy(mapSlice(res.Runs, func(b BudgetRun) CoresBusy { return b.RedisBusy }))
+	res.Commands = perCall(total, calls)
 	rep.Budget = res
 	return nil
+}
+
+// addCommands adds the commands executed between two INFO commandstats readings to total.
+func addCommands(total, before, after map[string]CommandStat) {
+	for name, a := range after {
+		b := before[name]
+		t := total[name]
+		t.Calls += a.Calls - b.Calls
+		t.Usec += a.Usec - b.Usec
+		total[name] = t
+	}
+}
+
+// perCall turns command totals into per-gateway-call figures, most expensive first; INFO
+// itself is left out.
+func perCall(total map[string]CommandStat, calls int) []RedisCommand {
+	var out []RedisCommand
+	for name, st := range total {
+		if st.Calls == 0 || calls == 0 || name == "info" {
+			continue
+		}
+		out = append(out, RedisCommand{Command: name, PerCall: round3(float64(st.Calls) / float64(calls)),
+			UsecPerCall: round3(float64(st.Usec) / float64(calls)), UsecPerExec: round3(float64(st.Usec) / float64(st.Calls))})
+	}
+	slices.SortFunc(out, func(a, b RedisCommand) int { return cmp.Compare(b.UsecPerCall, a.UsecPerCall) })
+	return out
 }

@@ -34,10 +34,12 @@ func (r *runner) openStreams(ctx context.Context, rep *Report) (err error) {
 	defer t.Client.CloseIdleConnections()
 	r.warm(ctx, t, 8)
 
+	// Every stream lasts the ramp, the hold and a margin for the ramp running late, so that
+	// the first ones are still open when the last start.
 	ramp := time.Duration(float64(oc.Streams) / oc.RampRate * float64(time.Second))
-	settle := 2 * time.Second
+	margin := 2*time.Second + ramp/2
 	interval := time.Duration(oc.IntervalMs) * time.Millisecond
-	chunks := int(math.Ceil(float64(ramp+settle+oc.Hold)/float64(interval))) + 1
+	chunks := int(math.Ceil(float64(ramp+oc.Hold+margin)/float64(interval))) + 1
 	if err := fake.SetScenario(ctx, r.shape.Provider, streamScenario(chunks, oc.IntervalMs)); err != nil {
 		return err
 	}
@@ -52,33 +54,41 @@ func (r *runner) openStreams(ctx context.Context, rep *Report) (err error) {
 	}
 
 	r.logf("open streams: starting %d streams at %g/s, %d text deltas %d ms apart", oc.Streams, oc.RampRate, chunks, oc.IntervalMs)
+	meter, err := startCPUMeter(gw.Proc, fake.Proc, nil)
+	if err != nil {
+		return err
+	}
 	done := make(chan []StreamResult, 1)
 	go func() {
-		results, _ := OpenLoop(ctx, oc.RampRate, ramp, func(ctx context.Context, at time.Time) StreamResult {
+		results, lags := OpenLoop(ctx, oc.RampRate, ramp, func(ctx context.Context, at time.Time) StreamResult {
 			return t.Stream(ctx, at, chunks)
 		})
+		res.DispatchLag = Summarize(lags)
 		done <- results
 	}()
-	if err := r.watchPeak(ctx, gw, res, time.Now().Add(ramp+settle)); err != nil {
+	if err := r.watchPeak(ctx, gw, res, time.Now().Add(ramp+margin)); err != nil {
+		return err
+	}
+	if res.RampBusy, err = meter.stop(); err != nil {
 		return err
 	}
 	r.profile(ctx, gw, "heap", "gateway-streams-heap.pprof")()
 	wait := r.profile(ctx, gw, cpuProfile(oc.Hold), "gateway-streams-cpu.pprof")
-	if err := r.hold(ctx, gw, res, oc.Hold); err != nil {
+	if err := r.hold(ctx, gw, fake, res, oc.Hold); err != nil {
 		return err
 	}
 	wait()
 	results := <-done
-	var ttfts []time.Duration
+	var ttfts, connected []time.Duration
 	for _, s := range results {
 		if s.Err != nil {
 			r.fails.add(s.Err)
 			continue
 		}
 		res.Completed++
-		ttfts = append(ttfts, s.TTFT)
+		ttfts, connected = append(ttfts, s.TTFT), append(connected, s.Connected)
 	}
-	res.TTFT = Summarize(ttfts)
+	res.TTFT, res.Connected = Summarize(ttfts), Summarize(connected)
 	if res.RSSHighWater, err = gw.Status("VmHWM"); err != nil {
 		return err
 	}
@@ -92,23 +102,20 @@ func (r *runner) openStreams(ctx context.Context, rep *Report) (err error) {
 	return nil
 }
 
-// hold measures the gateway's CPU while the streams stay open, and how many still are after.
-func (r *runner) hold(ctx context.Context, gw *Gateway, res *OpenResult, d time.Duration) error {
-	cpu0, err := gw.CPU()
+// hold measures where the CPU goes while the streams stay open, and how many still are after.
+func (r *runner) hold(ctx context.Context, gw *Gateway, fake *Fake, res *OpenResult, d time.Duration) error {
+	meter, err := startCPUMeter(gw.Proc, fake.Proc, nil)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
 	select {
 	case <-ctx.Done():
 		return fmt.Errorf("open streams interrupted: %w", ctx.Err())
 	case <-time.After(d):
 	}
-	cpu1, err := gw.CPU()
-	if err != nil {
+	if res.HoldBusy, err = meter.stop(); err != nil {
 		return err
 	}
-	res.HoldCoresBusy = round3((cpu1 - cpu0).Seconds() / time.Since(start).Seconds())
 	res.OpenAfterHold, err = gw.OpenStreams(ctx)
 	return err
 }
@@ -123,7 +130,12 @@ func (r *runner) watchPeak(ctx context.Context, gw *Gateway, res *OpenResult, gi
 		}
 		if open >= res.Streams || time.Now().After(giveUp) {
 			res.PeakOpen = open
-			return sampleGateway(ctx, gw, &res.RSSAtPeak, &res.HeapAtPeak, &res.GoroutinesAtPeak, &res.OpenFilesAtPeak)
+			if err := sampleGateway(ctx, gw, &res.RSSAtPeak, &res.HeapAtPeak, &res.GoroutinesAtPeak, &res.OpenFilesAtPeak); err != nil {
+				return err
+			}
+			stacks, err := gw.Metric(ctx, "go_memstats_stack_inuse_bytes")
+			res.StacksAtPeak = int64(stacks)
+			return err
 		}
 		select {
 		case <-ctx.Done():

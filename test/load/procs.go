@@ -130,22 +130,84 @@ func (p *Proc) tail() string {
 
 // CPU is the user + system CPU time the process has used (all threads, 10 ms resolution).
 func (p *Proc) CPU() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	d, err := processCPU(p.Pid())
 	if err != nil {
 		return 0, fmt.Errorf("read cpu time of %s: %w", p.Name, err)
+	}
+	return d, nil
+}
+
+// processCPU reads utime + stime of a process from /proc/<pid>/stat.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
 	}
 	// Fields after the command name (which may contain spaces) start at state (field 3).
 	rest := b[bytes.LastIndexByte(b, ')')+2:]
 	f := strings.Fields(string(rest))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("read cpu time of %s: short /proc stat", p.Name)
+		return 0, errors.New("short /proc stat")
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("read cpu time of %s: %w", p.Name, err)
+		return 0, err
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// CoresBusy is the CPU time of each process over a window divided by its wall time (1 = one
+// core saturated): where the time of a measurement went.
+type CoresBusy struct {
+	Gateway   float64 `json:"gateway"`
+	Fake      float64 `json:"fakeProvider"`
+	Generator float64 `json:"generator"` // this process
+	Redis     float64 `json:"redis,omitempty"`
+}
+
+// cpuMeter samples the CPU time of the gateway, the fake provider, this process and (when
+// set) redis-server at start and at stop.
+type cpuMeter struct {
+	procs [4]*Proc // gateway, fake, -, redis
+	start time.Time
+	cpu0  [4]time.Duration
+}
+
+func startCPUMeter(gw, fake, redis *Proc) (*cpuMeter, error) {
+	m := &cpuMeter{procs: [4]*Proc{gw, fake, nil, redis}}
+	var err error
+	m.cpu0, err = m.read()
+	m.start = time.Now()
+	return m, err
+}
+
+func (m *cpuMeter) read() ([4]time.Duration, error) {
+	var out [4]time.Duration
+	for i, p := range m.procs {
+		var err error
+		switch {
+		case i == 2:
+			out[i], err = processCPU(os.Getpid())
+		case p != nil:
+			out[i], err = p.CPU()
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// stop returns the cores each process kept busy since the start.
+func (m *cpuMeter) stop() (CoresBusy, error) {
+	cpu1, err := m.read()
+	if err != nil {
+		return CoresBusy{}, err
+	}
+	wall := time.Since(m.start).Seconds()
+	busy := func(i int) float64 { return round3((cpu1[i] - m.cpu0[i]).Seconds() / wall) }
+	return CoresBusy{Gateway: busy(0), Fake: busy(1), Generator: busy(2), Redis: busy(3)}, nil
 }
 
 // Status reads a kB field of /proc/<pid>/status (VmRSS, VmHWM, ...) in bytes.

@@ -53,20 +53,26 @@ type Setup struct {
 // RatePoint is the open-loop run at one fixed request rate: latency from the scheduled send
 // time to the end of the response body, direct to the fake provider and through the gateway.
 type RatePoint struct {
-	Rate    float64   `json:"rate"`
-	Direct  Latency   `json:"direct"`
-	Gateway Latency   `json:"gateway"`
-	Added   Latency   `json:"added"` // median over runs of gateway - direct
-	LagP99  float64   `json:"dispatchLagP99Ms"`
-	Runs    []RateRun `json:"runs"`
+	Rate    float64 `json:"rate"`
+	Direct  Latency `json:"direct"`
+	Gateway Latency `json:"gateway"`
+	Added   Latency `json:"added"` // median over runs of gateway - direct
+	LagP99  float64 `json:"dispatchLagP99Ms"`
+	// GatewayCPUPerCall is the gateway's CPU time per call at this rate (µs); Busy the cores
+	// each process kept busy during the gateway runs.
+	GatewayCPUPerCall float64   `json:"gatewayCpuPerCallUs"`
+	Busy              CoresBusy `json:"gatewayRunCoresBusy"`
+	Runs              []RateRun `json:"runs"`
 }
 
 // RateRun is one direct + gateway pair at a rate.
 type RateRun struct {
-	Direct  Latency `json:"direct"`
-	Gateway Latency `json:"gateway"`
-	Added   Latency `json:"added"`
-	LagP99  float64 `json:"dispatchLagP99Ms"`
+	Direct            Latency   `json:"direct"`
+	Gateway           Latency   `json:"gateway"`
+	Added             Latency   `json:"added"`
+	LagP99            float64   `json:"dispatchLagP99Ms"`
+	GatewayCPUPerCall float64   `json:"gatewayCpuPerCallUs"`
+	Busy              CoresBusy `json:"gatewayRunCoresBusy"`
 }
 
 // SweepPoint is the closed-loop run at one concurrency.
@@ -76,11 +82,12 @@ type SweepPoint struct {
 	GatewayRPS  float64 `json:"gatewayRps"`
 	Ratio       float64 `json:"ratio"` // gateway / direct
 	// GatewayCPUPerCall is the gateway's CPU time per call (µs), all threads; RPSPerCore is
-	// 1 s / that: the calls one fully busy gateway core serves. CoresBusy is the gateway's CPU
-	// time over the wall time (1 = one core saturated).
+	// 1 s / that: the calls one fully busy gateway core serves. DirectBusy and GatewayBusy
+	// are the cores each process kept busy during the direct and the gateway runs.
 	GatewayCPUPerCall float64    `json:"gatewayCpuPerCallUs"`
 	RPSPerCore        float64    `json:"rpsPerGatewayCore"`
-	CoresBusy         float64    `json:"gatewayCoresBusy"`
+	DirectBusy        CoresBusy  `json:"directRunCoresBusy"`
+	GatewayBusy       CoresBusy  `json:"gatewayRunCoresBusy"`
 	Direct            Latency    `json:"direct"`
 	Gateway           Latency    `json:"gateway"`
 	Runs              []SweepRun `json:"runs"`
@@ -88,12 +95,13 @@ type SweepPoint struct {
 
 // SweepRun is one direct + gateway pair at a concurrency.
 type SweepRun struct {
-	DirectRPS         float64 `json:"directRps"`
-	GatewayRPS        float64 `json:"gatewayRps"`
-	GatewayCPUPerCall float64 `json:"gatewayCpuPerCallUs"`
-	CoresBusy         float64 `json:"gatewayCoresBusy"`
-	Direct            Latency `json:"direct"`
-	Gateway           Latency `json:"gateway"`
+	DirectRPS         float64   `json:"directRps"`
+	GatewayRPS        float64   `json:"gatewayRps"`
+	GatewayCPUPerCall float64   `json:"gatewayCpuPerCallUs"`
+	DirectBusy        CoresBusy `json:"directRunCoresBusy"`
+	GatewayBusy       CoresBusy `json:"gatewayRunCoresBusy"`
+	Direct            Latency   `json:"direct"`
+	Gateway           Latency   `json:"gateway"`
 }
 
 // PacedResult is streams paced by the fake provider (Chunks text deltas IntervalMs apart),
@@ -131,24 +139,39 @@ type BudgetResult struct {
 	Redis      Latency `json:"redisLatency"`
 	AddedRedis Latency `json:"addedByRedis"`
 	// Closed loop: throughput of each and redis / memory.
-	MemoryRPS        float64     `json:"memoryRps"`
-	RedisRPS         float64     `json:"redisRps"`
-	Ratio            float64     `json:"ratio"`
-	MemoryCPUPerCall float64     `json:"memoryGatewayCpuPerCallUs"`
-	RedisCPUPerCall  float64     `json:"redisGatewayCpuPerCallUs"`
-	RedisServerCPU   float64     `json:"redisServerCpuPerCallUs"`
-	Runs             []BudgetRun `json:"runs"`
+	MemoryRPS        float64   `json:"memoryRps"`
+	RedisRPS         float64   `json:"redisRps"`
+	Ratio            float64   `json:"ratio"`
+	MemoryCPUPerCall float64   `json:"memoryGatewayCpuPerCallUs"`
+	RedisCPUPerCall  float64   `json:"redisGatewayCpuPerCallUs"`
+	RedisServerCPU   float64   `json:"redisServerCpuPerCallUs"`
+	MemoryBusy       CoresBusy `json:"memoryRunCoresBusy"`
+	RedisBusy        CoresBusy `json:"redisRunCoresBusy"`
+	// Commands is what redis-server executed per gateway call in the closed-loop runs
+	// (INFO commandstats), by command.
+	Commands []RedisCommand `json:"redisCommands"`
+	Runs     []BudgetRun    `json:"runs"`
+}
+
+// RedisCommand is one Redis command's share of a gateway call.
+type RedisCommand struct {
+	Command     string  `json:"command"`
+	PerCall     float64 `json:"perGatewayCall"`     // executions per gateway call
+	UsecPerCall float64 `json:"usecPerGatewayCall"` // redis-server µs per gateway call
+	UsecPerExec float64 `json:"usecPerExecution"`
 }
 
 // BudgetRun is one memory + Redis pair.
 type BudgetRun struct {
-	Memory           Latency `json:"memoryLatency"`
-	Redis            Latency `json:"redisLatency"`
-	MemoryRPS        float64 `json:"memoryRps"`
-	RedisRPS         float64 `json:"redisRps"`
-	MemoryCPUPerCall float64 `json:"memoryGatewayCpuPerCallUs"`
-	RedisCPUPerCall  float64 `json:"redisGatewayCpuPerCallUs"`
-	RedisServerCPU   float64 `json:"redisServerCpuPerCallUs"`
+	Memory           Latency   `json:"memoryLatency"`
+	Redis            Latency   `json:"redisLatency"`
+	MemoryRPS        float64   `json:"memoryRps"`
+	RedisRPS         float64   `json:"redisRps"`
+	MemoryCPUPerCall float64   `json:"memoryGatewayCpuPerCallUs"`
+	RedisCPUPerCall  float64   `json:"redisGatewayCpuPerCallUs"`
+	RedisServerCPU   float64   `json:"redisServerCpuPerCallUs"`
+	MemoryBusy       CoresBusy `json:"memoryRunCoresBusy"`
+	RedisBusy        CoresBusy `json:"redisRunCoresBusy"`
 }
 
 // OpenResult is Streams slow streams held open at once through one fresh gateway.
@@ -167,16 +190,21 @@ type OpenResult struct {
 	BytesPerStream   int64   `json:"bytesPerStream"`    // (RSS at peak - before) / peak open
 	HeapBefore       int64   `json:"heapInuseBeforeBytes"`
 	HeapAtPeak       int64   `json:"heapInuseAtPeakBytes"`
+	StacksAtPeak     int64   `json:"stackInuseAtPeakBytes"`
 	GoroutinesBefore int     `json:"goroutinesBefore"`
 	GoroutinesAtPeak int     `json:"goroutinesAtPeak"`
 	GoroutinesPer    float64 `json:"goroutinesPerStream"`
 	OpenFilesAtPeak  int     `json:"openFilesAtPeak"`
 	MaxOpenFiles     int64   `json:"maxOpenFiles"`
-	TTFT             Latency `json:"ttft"` // from each stream's scheduled start, under this load
-	// HoldCoresBusy is the gateway's CPU time over the hold that follows the peak (1 = one
-	// core), relaying PeakOpen streams' text deltas; OpenAfterHold the streams still open then.
-	HoldCoresBusy float64 `json:"holdGatewayCoresBusy"`
-	OpenAfterHold int     `json:"openAfterHold"`
+	TTFT             Latency `json:"ttft"`        // from each stream's scheduled start, under this load
+	Connected        Latency `json:"connected"`   // from the scheduled start to a connection to the gateway
+	DispatchLag      Latency `json:"dispatchLag"` // how late the generator started the streams
+	// RampBusy is the cores each process kept busy while the streams were started, HoldBusy
+	// during the hold that follows the peak (relaying the open streams' text deltas);
+	// OpenAfterHold the streams still open after it.
+	RampBusy      CoresBusy `json:"rampCoresBusy"`
+	HoldBusy      CoresBusy `json:"holdCoresBusy"`
+	OpenAfterHold int       `json:"openAfterHold"`
 }
 
 // Targets are the issue's goals and whether this run met them.
@@ -219,22 +247,23 @@ func (r *Report) Markdown(w io.Writer) {
 
 	if len(r.FixedRate) > 0 {
 		p("### Fixed rate, non-streaming (open loop, latency from the scheduled send, ms)\n\n")
-		p("| req/s | direct p50 | p90 | p99 | max | gateway p50 | p90 | p99 | max | added p50 | added p90 | **added p99** | dispatch lag p99 |\n")
-		p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		p("| req/s | direct p50 | p90 | p99 | max | gateway p50 | p90 | p99 | max | added p50 | added p90 | **added p99** | dispatch lag p99 | gateway CPU/call (µs) | cores busy: gateway / fake + generator |\n")
+		p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, x := range r.FixedRate {
-			p("| %g | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | **%.3f** | %.3f |\n", x.Rate,
+			p("| %g | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | **%.3f** | %.3f | %.0f | %.2f / %.2f |\n", x.Rate,
 				x.Direct.P50, x.Direct.P90, x.Direct.P99, x.Direct.Max, x.Gateway.P50, x.Gateway.P90, x.Gateway.P99, x.Gateway.Max,
-				x.Added.P50, x.Added.P90, x.Added.P99, x.LagP99)
+				x.Added.P50, x.Added.P90, x.Added.P99, x.LagP99, x.GatewayCPUPerCall, x.Busy.Gateway, x.Busy.Fake+x.Busy.Generator)
 		}
 		p("\n")
 	}
 	if len(r.Sweep) > 0 {
 		p("### Concurrency sweep, non-streaming (closed loop)\n\n")
-		p("| concurrency | direct req/s | gateway req/s | ratio | gateway CPU/call (µs) | **req/s per gateway core** | gateway cores busy | direct p50 / p99 (ms) | gateway p50 / p99 (ms) |\n")
-		p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		p("| concurrency | direct req/s | gateway req/s | ratio | gateway CPU/call (µs) | **req/s per gateway core** | direct run: fake + generator cores | gateway run: gateway / fake + generator cores | direct p50 / p99 (ms) | gateway p50 / p99 (ms) |\n")
+		p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, x := range r.Sweep {
-			p("| %d | %.0f | %.0f | %.2f | %.0f | **%.0f** | %.2f | %.3f / %.3f | %.3f / %.3f |\n", x.Concurrency, x.DirectRPS, x.GatewayRPS,
-				x.Ratio, x.GatewayCPUPerCall, x.RPSPerCore, x.CoresBusy, x.Direct.P50, x.Direct.P99, x.Gateway.P50, x.Gateway.P99)
+			p("| %d | %.0f | %.0f | %.2f | %.0f | **%.0f** | %.2f | %.2f / %.2f | %.3f / %.3f | %.3f / %.3f |\n", x.Concurrency, x.DirectRPS, x.GatewayRPS,
+				x.Ratio, x.GatewayCPUPerCall, x.RPSPerCore, x.DirectBusy.Fake+x.DirectBusy.Generator, x.GatewayBusy.Gateway,
+				x.GatewayBusy.Fake+x.GatewayBusy.Generator, x.Direct.P50, x.Direct.P99, x.Gateway.P50, x.Gateway.P99)
 		}
 		p("\n")
 	}
@@ -256,19 +285,28 @@ func (r *Report) Markdown(w io.Writer) {
 		p("| closed loop, %d concurrent: req/s | %.0f | %.0f | **%.2f** |\n", x.Concurrency, x.MemoryRPS, x.RedisRPS, x.Ratio)
 		p("| gateway CPU per call (µs) | %.0f | %.0f | %.2f |\n", x.MemoryCPUPerCall, x.RedisCPUPerCall, safeDiv(x.RedisCPUPerCall, x.MemoryCPUPerCall))
 		p("| redis-server CPU per call (µs) | | %.0f | |\n", x.RedisServerCPU)
+		for _, c := range x.Commands[:min(3, len(x.Commands))] {
+			p("| redis %s per call × µs each | | %.2f × %.1f | |\n", strings.ToUpper(c.Command), c.PerCall, c.UsecPerExec)
+		}
+		p("| cores busy: gateway / fake + generator / redis | %.2f / %.2f | %.2f / %.2f / %.2f | |\n", x.MemoryBusy.Gateway,
+			x.MemoryBusy.Fake+x.MemoryBusy.Generator, x.RedisBusy.Gateway, x.RedisBusy.Fake+x.RedisBusy.Generator, x.RedisBusy.Redis)
 		p("| %g req/s: p50 / p99 (ms) | %.3f / %.3f | %.3f / %.3f | added %.3f / %.3f |\n\n", x.Rate,
 			x.Memory.P50, x.Memory.P99, x.Redis.P50, x.Redis.P99, x.AddedRedis.P50, x.AddedRedis.P99)
 	}
 	if x := r.OpenStreams; x != nil {
 		p("### Open streams through one gateway\n\n")
-		p("| streams | completed | peak open | RSS before | RSS at peak | **bytes per stream** | heap in use at peak | goroutines at peak (per stream) | fds at peak / limit | TTFT p50 / p99 (ms) |\n")
+		p("| streams | completed | peak open | RSS before | RSS at peak | **bytes per stream** | heap / stacks in use at peak | goroutines at peak (per stream) | fds at peak / limit | TTFT p50 / p99 (ms) |\n")
 		p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-		p("| %d | %d | %d | %s | %s | **%s** | %s | %d (%.1f) | %d / %d | %.1f / %.1f |\n\n", x.Streams, x.Completed, x.PeakOpen,
-			mib(x.RSSBefore), mib(x.RSSAtPeak), kib(x.BytesPerStream), mib(x.HeapAtPeak), x.GoroutinesAtPeak, x.GoroutinesPer,
+		p("| %d | %d | %d | %s | %s | **%s** | %s / %s | %d (%.1f) | %d / %d | %.1f / %.1f |\n\n", x.Streams, x.Completed, x.PeakOpen,
+			mib(x.RSSBefore), mib(x.RSSAtPeak), kib(x.BytesPerStream), mib(x.HeapAtPeak), mib(x.StacksAtPeak), x.GoroutinesAtPeak, x.GoroutinesPer,
 			x.OpenFilesAtPeak, x.MaxOpenFiles, x.TTFT.P50, x.TTFT.P99)
+		p("Of the time to first token, p50 %.1f / p99 %.1f ms went to getting a connection to the gateway (generator and kernel), "+
+			"p99 %.1f ms to the generator starting the stream late.\n", x.Connected.P50, x.Connected.P99, x.DispatchLag.P99)
 		p("%d text deltas %d ms apart per stream, started at %g/s; upstream %s. RSS high-water mark %s. "+
-			"While they were open (%d still open after the hold), relaying their deltas kept %.2f gateway cores busy.\n\n",
-			x.Chunks, x.IntervalMs, x.RampRate, x.Upstream, mib(x.RSSHighWater), x.OpenAfterHold, x.HoldCoresBusy)
+			"Cores busy (gateway / fake provider / generator) while the streams were started: %.2f / %.2f / %.2f; "+
+			"while all were open, relaying their deltas: %.2f / %.2f / %.2f (%d still open after the hold).\n\n",
+			x.Chunks, x.IntervalMs, x.RampRate, x.Upstream, mib(x.RSSHighWater), x.RampBusy.Gateway, x.RampBusy.Fake, x.RampBusy.Generator,
+			x.HoldBusy.Gateway, x.HoldBusy.Fake, x.HoldBusy.Generator, x.OpenAfterHold)
 	}
 	p("### Targets\n\n")
 	if t := r.Targets; t.AddedP99At1000 != nil {

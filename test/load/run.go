@@ -360,24 +360,36 @@ func (r *runner) fixedRate(ctx context.Context, rep *Report) error {
 	points := make([]RatePoint, len(r.cfg.Rates))
 	for run := range r.cfg.Repeat {
 		for i, rate := range r.cfg.Rates {
-			res := map[string]Latency{}
-			var lagP99 float64
+			var rr RateRun
 			for _, t := range ordered(run, r.direct, r.via) {
 				r.openLoopCalls(ctx, t, rate, r.cfg.Warmup/2) // warm-up at the same rate
 				wait := func() {}
 				if t == r.via && run == 0 {
 					wait = r.profile(ctx, r.gw, cpuProfile(r.cfg.RateDuration), fmt.Sprintf("gateway-rate-%g-cpu.pprof", rate))
 				}
+				meter, err := startCPUMeter(r.gw.Proc, r.fake.Proc, nil)
+				if err != nil {
+					return err
+				}
 				lat, lag := r.openLoopCalls(ctx, t, rate, r.cfg.RateDuration)
+				busy, err := meter.stop()
+				if err != nil {
+					return err
+				}
 				wait()
-				res[t.Name] = lat
-				lagP99 = max(lagP99, lag.P99)
+				rr.LagP99 = max(rr.LagP99, lag.P99)
+				if t == r.direct {
+					rr.Direct = lat
+				} else {
+					rr.Gateway, rr.Busy = lat, busy
+					rr.GatewayCPUPerCall = round3(busy.Gateway * 1e6 / rate)
+				}
 			}
-			run := RateRun{Direct: res["direct"], Gateway: res["gateway"], Added: res["gateway"].Sub(res["direct"]), LagP99: lagP99}
+			rr.Added = rr.Gateway.Sub(rr.Direct)
 			points[i].Rate = rate
-			points[i].Runs = append(points[i].Runs, run)
-			r.logf("fixed rate %g req/s, run %d: direct p50 %.3f p99 %.3f ms, gateway p50 %.3f p99 %.3f ms, added p99 %.3f ms",
-				rate, len(points[i].Runs), run.Direct.P50, run.Direct.P99, run.Gateway.P50, run.Gateway.P99, run.Added.P99)
+			points[i].Runs = append(points[i].Runs, rr)
+			r.logf("fixed rate %g req/s, run %d: direct p50 %.3f p99 %.3f ms, gateway p50 %.3f p99 %.3f ms, added p99 %.3f ms, gateway %.0f µs CPU/call",
+				rate, len(points[i].Runs), rr.Direct.P50, rr.Direct.P99, rr.Gateway.P50, rr.Gateway.P99, rr.Added.P99, rr.GatewayCPUPerCall)
 		}
 	}
 	for i := range points {
@@ -386,6 +398,8 @@ func (r *runner) fixedRate(ctx context.Context, rep *Report) error {
 		x.Gateway = MedianLatency(mapSlice(x.Runs, func(r RateRun) Latency { return r.Gateway }))
 		x.Added = MedianLatency(mapSlice(x.Runs, func(r RateRun) Latency { return r.Added }))
 		x.LagP99 = medianOf(x.Runs, func(r RateRun) float64 { return r.LagP99 })
+		x.GatewayCPUPerCall = medianOf(x.Runs, func(r RateRun) float64 { return r.GatewayCPUPerCall })
+		x.Busy = medianBusy(mapSlice(x.Runs, func(r RateRun) CoresBusy { return r.Busy }))
 	}
 	rep.FixedRate = points
 	return nil
@@ -425,21 +439,22 @@ func (r *runner) sweep(ctx context.Context, rep *Report) error {
 				if t == r.via && run == 0 && i == len(r.cfg.Concurrency)-1 {
 					wait = r.profile(ctx, r.gw, cpuProfile(r.cfg.SweepTime), fmt.Sprintf("gateway-sweep-%d-cpu.pprof", conc))
 				}
-				m, err := r.closedLoop(ctx, t, conc, r.cfg.SweepTime, r.gw.Proc)
+				m, err := r.closedLoop(ctx, t, conc, r.cfg.SweepTime, r.gw.Proc, r.fake.Proc, nil)
 				wait()
 				if err != nil {
 					return err
 				}
 				if t == r.direct {
-					sr.DirectRPS, sr.Direct = m.rps, m.lat
+					sr.DirectRPS, sr.Direct, sr.DirectBusy = m.rps, m.lat, m.busy
 				} else {
-					sr.GatewayRPS, sr.Gateway, sr.GatewayCPUPerCall, sr.CoresBusy = m.rps, m.lat, m.cpuPerCall, m.coresBusy
+					sr.GatewayRPS, sr.Gateway, sr.GatewayCPUPerCall, sr.GatewayBusy = m.rps, m.lat, m.gatewayCPUPerCall, m.busy
 				}
 			}
 			points[i].Concurrency = conc
 			points[i].Runs = append(points[i].Runs, sr)
-			r.logf("sweep %d concurrent, run %d: direct %.0f req/s, gateway %.0f req/s, gateway %.0f µs CPU/call (%.2f cores busy)",
-				conc, len(points[i].Runs), sr.DirectRPS, sr.GatewayRPS, sr.GatewayCPUPerCall, sr.CoresBusy)
+			r.logf("sweep %d concurrent, run %d: direct %.0f req/s, gateway %.0f req/s, gateway %.0f µs CPU/call; cores busy: gateway %.2f, fake+generator %.2f (direct %.2f)",
+				conc, len(points[i].Runs), sr.DirectRPS, sr.GatewayRPS, sr.GatewayCPUPerCall, sr.GatewayBusy.Gateway,
+				sr.GatewayBusy.Fake+sr.GatewayBusy.Generator, sr.DirectBusy.Fake+sr.DirectBusy.Generator)
 		}
 	}
 	for i := range points {
@@ -449,7 +464,8 @@ func (r *runner) sweep(ctx context.Context, rep *Report) error {
 		x.Ratio = round3(safeDiv(x.GatewayRPS, x.DirectRPS))
 		x.GatewayCPUPerCall = medianOf(x.Runs, func(r SweepRun) float64 { return r.GatewayCPUPerCall })
 		x.RPSPerCore = round3(safeDiv(1e6, x.GatewayCPUPerCall))
-		x.CoresBusy = medianOf(x.Runs, func(r SweepRun) float64 { return r.CoresBusy })
+		x.DirectBusy = medianBusy(mapSlice(x.Runs, func(r SweepRun) CoresBusy { return r.DirectBusy }))
+		x.GatewayBusy = medianBusy(mapSlice(x.Runs, func(r SweepRun) CoresBusy { return r.GatewayBusy }))
 		x.Direct = MedianLatency(mapSlice(x.Runs, func(r SweepRun) Latency { return r.Direct }))
 		x.Gateway = MedianLatency(mapSlice(x.Runs, func(r SweepRun) Latency { return r.Gateway }))
 	}
@@ -458,19 +474,22 @@ func (r *runner) sweep(ctx context.Context, rep *Report) error {
 }
 
 type closedMeasure struct {
-	rps, cpuPerCall, coresBusy float64 // cpu of the watched process, µs per call
-	lat                        Latency
-	calls                      int
+	rps               float64
+	gatewayCPUPerCall float64 // µs
+	busy              CoresBusy
+	lat               Latency
+	calls             int
 }
 
-// closedLoop runs conc callers for dur and measures throughput and the CPU time of proc.
-func (r *runner) closedLoop(ctx context.Context, t *Target, conc int, dur time.Duration, proc *Proc) (closedMeasure, error) {
-	cpu0, err := proc.CPU()
+// closedLoop runs conc callers for dur and measures throughput and the CPU time of the
+// processes (redis may be nil).
+func (r *runner) closedLoop(ctx context.Context, t *Target, conc int, dur time.Duration, gw, fake, redis *Proc) (closedMeasure, error) {
+	meter, err := startCPUMeter(gw, fake, redis)
 	if err != nil {
 		return closedMeasure{}, err
 	}
 	lats, errs, elapsed := ClosedLoop(ctx, conc, dur, t.Call)
-	cpu1, err := proc.CPU()
+	busy, err := meter.stop()
 	if err != nil {
 		return closedMeasure{}, err
 	}
@@ -482,11 +501,10 @@ func (r *runner) closedLoop(ctx context.Context, t *Target, conc int, dur time.D
 		}
 		ok = append(ok, lats[i])
 	}
-	m := closedMeasure{calls: len(ok), rps: round3(float64(len(ok)) / elapsed.Seconds()), lat: Summarize(ok)}
+	m := closedMeasure{calls: len(ok), rps: round3(float64(len(ok)) / elapsed.Seconds()), lat: Summarize(ok), busy: busy}
 	if len(ok) > 0 {
-		m.cpuPerCall = round3(float64((cpu1 - cpu0).Microseconds()) / float64(len(ok)))
+		m.gatewayCPUPerCall = round3(busy.Gateway * elapsed.Seconds() * 1e6 / float64(len(ok)))
 	}
-	m.coresBusy = round3((cpu1 - cpu0).Seconds() / elapsed.Seconds())
 	return m, nil
 }
 

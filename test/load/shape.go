@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
 	"time"
 )
@@ -123,13 +124,18 @@ type StreamResult struct {
 	Gaps   []time.Duration // between consecutive text deltas
 	Chunks int             // text deltas received
 	Err    error           // non-200, error event, or no terminal event
+	// Connected is from the scheduled start to a connection to the target: the part of TTFT
+	// spent before the request could be sent (generator and kernel, not the target).
+	Connected time.Duration
 }
 
 // Stream makes one streaming call and reads it to its terminal event, timing each text delta.
 // want, when > 0, is the number of text deltas a complete stream has.
 func (t *Target) Stream(ctx context.Context, scheduled time.Time, want int) StreamResult {
 	var r StreamResult
-	req, err := t.request(ctx, true)
+	req, err := t.request(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { r.Connected = time.Since(scheduled) },
+	}), true)
 	if err != nil {
 		r.Err = err
 		return r

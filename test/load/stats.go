@@ -74,3 +74,13 @@ func MedianLatency(ls []Latency) Latency {
 		Max: medianOf(ls, func(l Latency) float64 { return l.Max }),
 	}
 }
+
+// medianBusy is the per-process median of several CoresBusy (repeated runs).
+func medianBusy(bs []CoresBusy) CoresBusy {
+	return CoresBusy{
+		Gateway:   medianOf(bs, func(b CoresBusy) float64 { return b.Gateway }),
+		Fake:      medianOf(bs, func(b CoresBusy) float64 { return b.Fake }),
+		Generator: medianOf(bs, func(b CoresBusy) float64 { return b.Generator }),
+		Redis:     medianOf(bs, func(b CoresBusy) float64 { return b.Redis }),
+	}
+}

@@ -308,6 +308,41 @@ func StartRedis(ctx context.Context, dir, cpu string) (*Redis, error) {
 	}
 }
 
+// CommandStat is one command's counters from INFO commandstats.
+type CommandStat struct {
+	Calls int64 `json:"calls"`
+	Usec  int64 `json:"usec"`
+}
+
+// CommandStats reads INFO commandstats: calls and CPU microseconds per command.
+func (r *Redis) CommandStats(ctx context.Context) (map[string]CommandStat, error) {
+	info, err := r.client.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis INFO commandstats: %w", err)
+	}
+	out := map[string]CommandStat{}
+	for line := range strings.Lines(info) {
+		// cmdstat_evalsha:calls=10,usec=230,usec_per_call=23.00,rejected_calls=0,failed_calls=0
+		name, rest, ok := strings.Cut(strings.TrimSpace(strings.TrimPrefix(line, "cmdstat_")), ":")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		var st CommandStat
+		for kv := range strings.SplitSeq(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				st.Calls = n
+			case "usec":
+				st.Usec = n
+			}
+		}
+		out[name] = st
+	}
+	return out, nil
+}
+
 // Close stops redis-server.
 func (r *Redis) Close() {
 	_ = r.client.Close()
