@@ -41,7 +41,8 @@ func (r *runner) budgets(ctx context.Context, rep *Report) (err error) {
 		var br BudgetRun
 		for _, g := range ordered(run, mem, red) {
 			r.openLoopCalls(ctx, g.t, bc.Rate, r.cfg.Warmup/2)
-			lat, _ := r.openLoopCalls(ctx, g.t, bc.Rate, bc.Duration)
+			lats, _ := r.openLoopCalls(ctx, g.t, bc.Rate, bc.Duration)
+			lat := Summarize(lats)
 			r.warm(ctx, g.t, bc.Concurrency)
 			stats0, err := redis.CommandStats(ctx)
 			if err != nil {

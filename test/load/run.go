@@ -355,37 +355,50 @@ func ordered[T any](run int, a, b T) [2]T {
 	return [2]T{a, b}
 }
 
-// fixedRate: open-loop non-streaming calls at each rate, direct and through the gateway.
+// rateSlices is how many alternating slices a fixed-rate run is cut into per path, so that
+// both paths see the same stretch of a noisy machine.
+const rateSlices = 4
+
+// fixedRate: open-loop non-streaming calls at each rate, direct and through the gateway, in
+// alternating slices.
 func (r *runner) fixedRate(ctx context.Context, rep *Report) error {
 	points := make([]RatePoint, len(r.cfg.Rates))
+	slice := r.cfg.RateDuration / rateSlices
 	for run := range r.cfg.Repeat {
 		for i, rate := range r.cfg.Rates {
 			var rr RateRun
-			for _, t := range ordered(run, r.direct, r.via) {
+			lats := map[*Target][]time.Duration{}
+			var lags []time.Duration
+			var gwCPU time.Duration
+			for _, t := range []*Target{r.direct, r.via} {
 				r.openLoopCalls(ctx, t, rate, r.cfg.Warmup/2) // warm-up at the same rate
-				wait := func() {}
-				if t == r.via && run == 0 {
-					wait = r.profile(ctx, r.gw, cpuProfile(r.cfg.RateDuration), fmt.Sprintf("gateway-rate-%g-cpu.pprof", rate))
-				}
-				meter, err := startCPUMeter(r.gw.Proc, r.fake.Proc, nil)
-				if err != nil {
-					return err
-				}
-				lat, lag := r.openLoopCalls(ctx, t, rate, r.cfg.RateDuration)
-				busy, err := meter.stop()
-				if err != nil {
-					return err
-				}
-				wait()
-				rr.LagP99 = max(rr.LagP99, lag.P99)
-				if t == r.direct {
-					rr.Direct = lat
-				} else {
-					rr.Gateway, rr.Busy = lat, busy
-					rr.GatewayCPUPerCall = round3(busy.Gateway * 1e6 / rate)
+			}
+			wait := func() {}
+			if run == 0 {
+				wait = r.profile(ctx, r.gw, cpuProfile(r.cfg.RateDuration*2), fmt.Sprintf("gateway-rate-%g-cpu.pprof", rate))
+			}
+			for k := range rateSlices {
+				for _, t := range ordered(run+k, r.direct, r.via) {
+					meter, err := startCPUMeter(r.gw.Proc, r.fake.Proc, nil)
+					if err != nil {
+						return err
+					}
+					lat, lag := r.openLoopCalls(ctx, t, rate, slice)
+					busy, err := meter.stop()
+					if err != nil {
+						return err
+					}
+					lats[t], lags = append(lats[t], lat...), append(lags, lag...)
+					if t == r.via {
+						gwCPU += time.Duration(busy.Gateway * float64(slice))
+						rr.Busy = addBusy(rr.Busy, busy, 1.0/rateSlices)
+					}
 				}
 			}
+			wait()
+			rr.Direct, rr.Gateway, rr.LagP99 = Summarize(lats[r.direct]), Summarize(lats[r.via]), Summarize(lags).P99
 			rr.Added = rr.Gateway.Sub(rr.Direct)
+			rr.GatewayCPUPerCall = round3(float64(gwCPU.Microseconds()) / (rate * r.cfg.RateDuration.Seconds()))
 			points[i].Rate = rate
 			points[i].Runs = append(points[i].Runs, rr)
 			r.logf("fixed rate %g req/s, run %d: direct p50 %.3f p99 %.3f ms, gateway p50 %.3f p99 %.3f ms, added p99 %.3f ms, gateway %.0f µs CPU/call",
@@ -405,8 +418,9 @@ func (r *runner) fixedRate(ctx context.Context, rep *Report) error {
 	return nil
 }
 
-// openLoopCalls makes non-streaming calls at rate for dur; latency from the scheduled time.
-func (r *runner) openLoopCalls(ctx context.Context, t *Target, rate float64, dur time.Duration) (lat, lag Latency) {
+// openLoopCalls makes non-streaming calls at rate for dur: the latency of each successful
+// call from its scheduled time, and how late each was dispatched.
+func (r *runner) openLoopCalls(ctx context.Context, t *Target, rate float64, dur time.Duration) (lats, lags []time.Duration) {
 	type res struct {
 		d   time.Duration
 		err error
@@ -415,15 +429,15 @@ func (r *runner) openLoopCalls(ctx context.Context, t *Target, rate float64, dur
 		err := t.Call(ctx)
 		return res{time.Since(at), err}
 	})
-	ds := make([]time.Duration, 0, len(results))
+	lats = make([]time.Duration, 0, len(results))
 	for _, x := range results {
 		if x.err != nil {
 			r.fails.add(x.err)
 			continue
 		}
-		ds = append(ds, x.d)
+		lats = append(lats, x.d)
 	}
-	return Summarize(ds), Summarize(lags)
+	return lats, lags
 }
 
 // sweep: closed-loop non-streaming calls at each concurrency; the gateway's CPU time per call

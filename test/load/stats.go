@@ -84,3 +84,13 @@ func medianBusy(bs []CoresBusy) CoresBusy {
 		Redis:     medianOf(bs, func(b CoresBusy) float64 { return b.Redis }),
 	}
 }
+
+// addBusy is a + w·b, per process.
+func addBusy(a, b CoresBusy, w float64) CoresBusy {
+	return CoresBusy{
+		Gateway:   round3(a.Gateway + w*b.Gateway),
+		Fake:      round3(a.Fake + w*b.Fake),
+		Generator: round3(a.Generator + w*b.Generator),
+		Redis:     round3(a.Redis + w*b.Redis),
+	}
+}
