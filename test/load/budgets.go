@@ -20,8 +20,7 @@ func (r *runner) budgets(ctx context.Context, rep *Report) (err error) {
 		return err
 	}
 	defer redis.Close()
-	rgw, err := StartGateway(ctx, r.cfg.BinDir, r.cfg.OutDir, "gateway-redis", r.pin.Gateway,
-		filepath.Join(r.cfg.OutDir, "snapshot.json"), redis.URL, "", r.gatewayFlags()...)
+	rgw, err := StartGateway(ctx, r.cfg.BinDir, r.cfg.OutDir, r.gateway("gateway-redis", filepath.Join(r.cfg.OutDir, "snapshot.json"), redis.URL, ""))
 	if err != nil {
 		return err
 	}

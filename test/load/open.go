@@ -24,7 +24,7 @@ func (r *runner) openStreams(ctx context.Context, rep *Report) (err error) {
 	if err != nil {
 		return err
 	}
-	gw, err := StartGateway(ctx, r.cfg.BinDir, r.cfg.OutDir, "gateway-streams", r.pin.Gateway, snapFile, "", fake.CAFile, r.gatewayFlags()...)
+	gw, err := StartGateway(ctx, r.cfg.BinDir, r.cfg.OutDir, r.gateway("gateway-streams", snapFile, "", fake.CAFile))
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,8 @@ type Setup struct {
 	Upstream  string `json:"upstream"`
 	Recording string `json:"recording"`
 	FileLimit uint64 `json:"fileLimit"`
+	// GatewayEnv is the extra environment the gateways ran with (-gateway-env).
+	GatewayEnv []string `json:"gatewayEnv,omitempty"`
 }
 
 // RatePoint is the open-loop run at one fixed request rate: latency from the scheduled send
@@ -243,6 +245,9 @@ func (r *Report) Markdown(w io.Writer) {
 	p("- Shape: %s; pinning: %s\n", r.Setup.Shape, r.Setup.Pinning)
 	p("- Upstream: %s\n", r.Setup.Upstream)
 	p("- Recording: %s\n", r.Setup.Recording)
+	if len(r.Setup.GatewayEnv) > 0 {
+		p("- Gateway environment: %s\n", strings.Join(r.Setup.GatewayEnv, " "))
+	}
 	p("- Each figure is the median of %d runs; direct and gateway runs alternate. Failed calls: %d\n\n", r.Setup.Repeat, r.Failed)
 
 	if len(r.FixedRate) > 0 {

@@ -43,6 +43,7 @@ type Config struct {
 
 	KeepEvents bool      // keep the gateways' events and outboxes (large) in OutDir
 	Pprof      bool      // start the gateways with --pprof (admin addresses are in the progress lines)
+	GatewayEnv []string  // extra environment of every gateway (e.g. GOGC=800)
 	Progress   io.Writer // one line per step; nil: silent
 }
 
@@ -139,12 +140,13 @@ type runner struct {
 	via    *Target
 }
 
-// gatewayFlags are extra flags for every gateway started.
-func (r *runner) gatewayFlags() []string {
+// gateway is how to start one of the run's gateways.
+func (r *runner) gateway(name, snapshot, redisURL, caFile string) GatewayOptions {
+	o := GatewayOptions{Name: name, CPU: r.pin.Gateway, Snapshot: snapshot, RedisURL: redisURL, CAFile: caFile, Env: r.cfg.GatewayEnv}
 	if r.cfg.Pprof {
-		return []string{"--pprof"}
+		o.Flags = append(o.Flags, "--pprof")
 	}
-	return nil
+	return o
 }
 
 // profile captures a profile of gw (with --pprof) in the background into OutDir/name; the
@@ -217,7 +219,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 	}
 	rep.Setup = Setup{Shape: shape.Name + " (" + shape.Path + ", " + shape.Model + ")", Pinning: r.pin.Describe(), Repeat: cfg.Repeat,
-		FileLimit: limit,
+		FileLimit: limit, GatewayEnv: cfg.GatewayEnv,
 		Upstream:  "bin/fakeprovider over plain HTTP/1.1 on loopback (open streams: HTTPS with HTTP/2, as real providers), request log off",
 		Recording: "on: every call is recorded as $ai_generation into the file outbox and shipped to a JSONL events file (the standalone default; the Redis gateway uses the Redis outbox)"}
 
@@ -288,7 +290,7 @@ func (r *runner) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r.gw, err = StartGateway(ctx, r.cfg.BinDir, r.cfg.OutDir, "gateway", r.pin.Gateway, snapFile, "", "", r.gatewayFlags()...); err != nil {
+	if r.gw, err = StartGateway(ctx, r.cfg.BinDir, r.cfg.OutDir, r.gateway("gateway", snapFile, "", "")); err != nil {
 		return err
 	}
 	r.logf("gateway %s (admin %s), fake provider %s", r.gw.URL, r.gw.Admin, r.fake.URL)

@@ -163,10 +163,20 @@ type Gateway struct {
 	admin      *http.Client
 }
 
+// GatewayOptions say how to start one bin/gateway.
+type GatewayOptions struct {
+	Name     string // process name: names its log, state dir and events file
+	CPU      string // taskset CPU list; empty: not pinned
+	Snapshot string // snapshot file
+	RedisURL string // --redis-url (Redis budgets and outbox); empty: standalone
+	CAFile   string // trusted as SSL_CERT_FILE (the TLS fake provider's certificate)
+	Flags    []string
+	Env      []string // extra environment (e.g. GOGC=400)
+}
+
 // StartGateway starts bin/gateway standalone on the snapshot file (recording to the JSONL
-// file outbox under dir, one access log line per call at the default info level), with
-// Redis budgets and outbox when redisURL is set, and trusting caFile when set.
-func StartGateway(ctx context.Context, binDir, dir, name, cpu, snapshotFile, redisURL, caFile string, extra ...string) (*Gateway, error) {
+// file outbox under dir, one access log line per call at the default info level).
+func StartGateway(ctx context.Context, binDir, dir string, o GatewayOptions) (*Gateway, error) {
 	proxy, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -175,19 +185,19 @@ func StartGateway(ctx context.Context, binDir, dir, name, cpu, snapshotFile, red
 	if err != nil {
 		return nil, err
 	}
-	state := filepath.Join(dir, name+"-state")
-	args := []string{"--snapshot", snapshotFile, "--listen", proxy, "--admin-listen", admin, "--state-dir", state,
-		"--events-file", filepath.Join(dir, name+"-events.jsonl"), "--pod-name", name, "--drain-timeout", "2s"}
-	if redisURL != "" {
-		args = append(args, "--redis-url", redisURL)
+	args := []string{"--snapshot", o.Snapshot, "--listen", proxy, "--admin-listen", admin,
+		"--state-dir", filepath.Join(dir, o.Name+"-state"), "--events-file", filepath.Join(dir, o.Name+"-events.jsonl"),
+		"--pod-name", o.Name, "--drain-timeout", "2s"}
+	if o.RedisURL != "" {
+		args = append(args, "--redis-url", o.RedisURL)
 	}
-	args = append(args, extra...)
-	var env []string
-	if caFile != "" {
-		env = append(env, "SSL_CERT_FILE="+caFile)
+	args = append(args, o.Flags...)
+	env := o.Env
+	if o.CAFile != "" {
+		env = append(env, "SSL_CERT_FILE="+o.CAFile)
 	}
 	g := &Gateway{URL: "http://" + proxy, Admin: "http://" + admin, admin: &http.Client{Timeout: 60 * time.Second}}
-	if g.Proc, err = StartProc(dir, name, cpu, env, filepath.Join(binDir, "gateway"), args...); err != nil {
+	if g.Proc, err = StartProc(dir, o.Name, o.CPU, env, filepath.Join(binDir, "gateway"), args...); err != nil {
 		return nil, err
 	}
 	if err := waitHTTP(ctx, g.admin, g.Admin+"/readyz", g.Proc, 30*time.Second); err != nil {

@@ -89,6 +89,13 @@ func parseFlags(args []string) (load.Config, bool, error) {
 		return nil
 	})
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "start the gateways with --pprof (profile them at <admin>/debug/pprof/ while the load runs)")
+	fs.Func("gateway-env", "NAME=VALUE added to every gateway's environment, repeatable (e.g. GOGC=800)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("%q: want NAME=VALUE", v)
+		}
+		cfg.GatewayEnv = append(cfg.GatewayEnv, v)
+		return nil
+	})
 	fs.BoolVar(&cfg.KeepEvents, "keep-events", cfg.KeepEvents, "keep the recorded events and outboxes in -out (hundreds of MB)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, false, err

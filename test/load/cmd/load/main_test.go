@@ -25,13 +25,15 @@ func TestParseFlags(t *testing.T) {
 			require.Equal(t, want, c)
 			require.True(t, build)
 		}},
-		{"lists and durations", []string{"-rates", "100, 250.5", "-concurrency", "2,4", "-rate-duration", "1s", "-scenarios", "rate,streams", "-shape", "anthropic"},
+		{"lists and durations", []string{"-rates", "100, 250.5", "-concurrency", "2,4", "-rate-duration", "1s", "-scenarios", "rate,streams", "-shape", "anthropic",
+			"-gateway-env", "GOGC=800", "-gateway-env", "GOMEMLIMIT=1GiB"},
 			func(t *testing.T, c load.Config, _ bool) {
 				require.Equal(t, []float64{100, 250.5}, c.Rates)
 				require.Equal(t, []int{2, 4}, c.Concurrency)
 				require.Equal(t, time.Second, c.RateDuration)
 				require.Equal(t, []string{"rate", "streams"}, c.Scenarios)
 				require.Equal(t, "anthropic", c.Shape)
+				require.Equal(t, []string{"GOGC=800", "GOMEMLIMIT=1GiB"}, c.GatewayEnv)
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,6 +49,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{"-rates", "fast"},
 		{"-rates", "-5"},
 		{"-concurrency", "0"},
+		{"-gateway-env", "GOGC"},
 		{"-no-such-flag"},
 		{"extra"},
 	} {
