@@ -199,7 +199,7 @@ type OpenResult struct {
 	OpenFilesAtPeak  int     `json:"openFilesAtPeak"`
 	MaxOpenFiles     int64   `json:"maxOpenFiles"`
 	TTFT             Latency `json:"ttft"`        // from each stream's scheduled start, under this load
-	Connected        Latency `json:"connected"`   // from the scheduled start to a connection to the gateway
+	Connected        Latency `json:"connected"`   // from the scheduled start to a TCP connection to the gateway
 	DispatchLag      Latency `json:"dispatchLag"` // how late the generator started the streams
 	// RampBusy is the cores each process kept busy while the streams were started, HoldBusy
 	// during the hold that follows the peak (relaying the open streams' text deltas);
@@ -305,7 +305,7 @@ func (r *Report) Markdown(w io.Writer) {
 		p("| %d | %d | %d | %s | %s | **%s** | %s / %s | %d (%.1f) | %d / %d | %.1f / %.1f |\n\n", x.Streams, x.Completed, x.PeakOpen,
 			mib(x.RSSBefore), mib(x.RSSAtPeak), kib(x.BytesPerStream), mib(x.HeapAtPeak), mib(x.StacksAtPeak), x.GoroutinesAtPeak, x.GoroutinesPer,
 			x.OpenFilesAtPeak, x.MaxOpenFiles, x.TTFT.P50, x.TTFT.P99)
-		p("Of the time to first token, p50 %.1f / p99 %.1f ms went to getting a connection to the gateway (generator and kernel), "+
+		p("Of the time to first token, p50 %.1f / p99 %.1f ms went to getting a TCP connection to the gateway (generator, kernel and the gateway's accept queue), "+
 			"p99 %.1f ms to the generator starting the stream late.\n", x.Connected.P50, x.Connected.P99, x.DispatchLag.P99)
 		p("%d text deltas %d ms apart per stream, started at %g/s; upstream %s. RSS high-water mark %s. "+
 			"Cores busy (gateway / fake provider / generator) while the streams were started: %.2f / %.2f / %.2f; "+

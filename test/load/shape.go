@@ -125,7 +125,7 @@ type StreamResult struct {
 	Chunks int             // text deltas received
 	Err    error           // non-200, error event, or no terminal event
 	// Connected is from the scheduled start to a connection to the target: the part of TTFT
-	// spent before the request could be sent (generator and kernel, not the target).
+	// spent before the request could be sent (generator, kernel, the target's accept queue).
 	Connected time.Duration
 }
 
