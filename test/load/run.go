@@ -79,7 +79,7 @@ func DefaultConfig() Config {
 		Concurrency: []int{1, 8, 32, 128, 512}, SweepTime: 2 * time.Second,
 		Paced:  PacedConfig{Rate: 100, Duration: 3 * time.Second, Chunks: 20, IntervalMs: 50},
 		Budget: BudgetConfig{Rate: 1000, Concurrency: 32, Duration: 3 * time.Second},
-		Open:   OpenConfig{Streams: 10_000, RampRate: 2000, IntervalMs: 1000, Hold: 5 * time.Second},
+		Open:   OpenConfig{Streams: 10_000, RampRate: 1000, IntervalMs: 1000, Hold: 5 * time.Second},
 	}
 }
 
