@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
+
+	"github.com/posthog/llm-gateway/internal/leakcheck"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // fixedNow is the clock of golden and deterministic tests.
 var fixedNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -19,7 +19,6 @@ import (
 	"github.com/openai/openai-go/v3"
 	ooption "github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/posthog/llm-gateway/dataplane/budget"
 	"github.com/posthog/llm-gateway/dataplane/cost"
@@ -29,12 +28,13 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/record"
 	"github.com/posthog/llm-gateway/dataplane/server"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/leakcheck"
 	"github.com/posthog/llm-gateway/test/capturesink"
 	"github.com/posthog/llm-gateway/test/fakeprovider"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.VerifyTestMain(m)
 }
 
 // The suite's fixed configuration.

@@ -13,15 +13,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/leakcheck"
 	"github.com/posthog/llm-gateway/test/fakeprovider"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/report.md")
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 func TestSummarize(t *testing.T) {
 	ms := func(vs ...int) []time.Duration {

@@ -9,16 +9,16 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/provider/internal/wiretest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/leakcheck"
 	"github.com/posthog/llm-gateway/test/fakeprovider"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 var bedrockCreds = fakeprovider.BedrockAuth{AccessKeyID: "AKIDFAKE", SecretAccessKey: "secret/fake+key", SessionToken: "sess", Region: "us-east-1"}
 

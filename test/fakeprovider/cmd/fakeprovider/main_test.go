@@ -12,10 +12,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
+
+	"github.com/posthog/llm-gateway/internal/leakcheck"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 func TestRunServesAndShutsDown(t *testing.T) {
 	scenarios := filepath.Join(t.TempDir(), "s.yaml")
