@@ -27,7 +27,7 @@ func TestFailoverOnServerError(t *testing.T) {
 	require.Equal(t, "2", resp.Header.Get(HeaderAttempts))
 	require.Equal(t, "Bearer up-key-b", e.b.requests()[0].Header.Get("Authorization"))
 
-	rec := e.recorder.last(t)
+	rec := e.recorder.Last(t)
 	require.Len(t, rec.Attempts, 2)
 	require.Equal(t, "ns/openai-a", rec.Attempts[0].Backend)
 	require.Equal(t, snapshot.FailoverServerError, rec.Attempts[0].ErrorClass)
@@ -92,7 +92,7 @@ func TestFailoverOnConnectionError(t *testing.T) {
 	resp := e.do("POST", "/v1/chat/completions", keyAlpha, chatBody)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "ns/openai-b", resp.Header.Get(HeaderBackend))
-	require.Equal(t, snapshot.FailoverConnectionError, e.recorder.last(t).Attempts[0].ErrorClass)
+	require.Equal(t, snapshot.FailoverConnectionError, e.recorder.Last(t).Attempts[0].ErrorClass)
 }
 
 func TestFailoverOnFirstByteTimeout(t *testing.T) {
@@ -105,7 +105,7 @@ func TestFailoverOnFirstByteTimeout(t *testing.T) {
 	require.Contains(t, body, "hello")
 	require.Equal(t, "ns/openai-b", resp.Header.Get(HeaderBackend))
 	<-gone // the timed-out upstream request was cancelled
-	require.Equal(t, snapshot.FailoverTimeout, e.recorder.last(t).Attempts[0].ErrorClass)
+	require.Equal(t, snapshot.FailoverTimeout, e.recorder.Last(t).Attempts[0].ErrorClass)
 }
 
 func TestFailoverWhenFirstStreamEventIsAnError(t *testing.T) {
@@ -125,7 +125,7 @@ func TestFailoverWhenFirstStreamEventIsAnError(t *testing.T) {
 	require.Equal(t, "ns/anthropic-2", resp.Header.Get(HeaderBackend))
 	require.NotContains(t, body, "overloaded_error", "the client never saw the failed attempt")
 	require.Contains(t, body, `"second"`)
-	require.Equal(t, snapshot.FailoverOverloaded, e.recorder.last(t).Attempts[0].ErrorClass)
+	require.Equal(t, snapshot.FailoverOverloaded, e.recorder.Last(t).Attempts[0].ErrorClass)
 }
 
 func TestErrorAfterFirstByteEndsStreamInProtocol(t *testing.T) {
@@ -145,7 +145,7 @@ func TestErrorAfterFirstByteEndsStreamInProtocol(t *testing.T) {
 	require.Equal(t, "model crashed", gjson.Get(strings.TrimPrefix(events[1], "data: "), "error.message").Str)
 	require.NotContains(t, body, "[DONE]")
 	require.Zero(t, e.b.count(), "never fail over after the first byte")
-	rec := e.recorder.last(t)
+	rec := e.recorder.Last(t)
 	require.NotNil(t, rec.Error)
 	require.Equal(t, "par", rec.OutputText)
 	require.False(t, rec.UsageReported)
@@ -166,7 +166,7 @@ func TestIdleTimeoutEndsStream(t *testing.T) {
 	require.Len(t, events, 2, body)
 	require.True(t, strings.HasPrefix(events[1], "event: error\ndata: "), body)
 	require.Equal(t, "timeout_error", gjson.Get(strings.SplitN(events[1], "data: ", 2)[1], "error.type").Str)
-	rec := e.recorder.last(t)
+	rec := e.recorder.Last(t)
 	require.Equal(t, int64(7), rec.Usage.InputTokens, "message_start input counts on a cut stream")
 }
 
@@ -184,7 +184,7 @@ func TestCircuitOpensAndProbes(t *testing.T) {
 	require.Equal(t, "ns/openai-b", resp.Header.Get(HeaderBackend))
 	require.Equal(t, "1", resp.Header.Get(HeaderAttempts))
 	require.Equal(t, 2, e.a.count(), "an open circuit is skipped")
-	rec := e.recorder.last(t)
+	rec := e.recorder.Last(t)
 	require.True(t, rec.Attempts[0].Skipped)
 	require.Contains(t, rec.Attempts[0].SkipReason, skipCircuitOpen)
 
@@ -217,7 +217,7 @@ func TestStickyRequestsStayOnFirstBackend(t *testing.T) {
 	resp := e.do("POST", "/v1/responses", keyAlpha, `{"model":"gpt-4o","input":"hi","previous_response_id":"resp_1"}`)
 	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 	require.Zero(t, e.b.count())
-	rec := e.recorder.last(t)
+	rec := e.recorder.Last(t)
 	require.True(t, rec.Attempts[1].Skipped)
 	require.Contains(t, rec.Attempts[1].SkipReason, "previous_response_id")
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/metrics"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/provider/adapters"
-	"github.com/posthog/llm-gateway/dataplane/record"
+	"github.com/posthog/llm-gateway/dataplane/record/recordtest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 	"github.com/posthog/llm-gateway/internal/leakcheck"
 )
@@ -178,30 +178,9 @@ type env struct {
 	a, b, c   *upstream // OpenAI primary, OpenAI secondary, Anthropic
 	legacy    *upstream
 	clock     *fakeClock
-	recorder  *memRecorder
+	recorder  *recordtest.Memory
 	snap      *snapshot.Snapshot
 	mutateSet func(*snapshot.Snapshot)
-}
-
-type memRecorder struct {
-	mu    sync.Mutex
-	calls []record.Call
-}
-
-func (m *memRecorder) Record(c *record.Call) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cp := *c
-	cp.Attempts = append([]record.Attempt(nil), c.Attempts...)
-	m.calls = append(m.calls, cp)
-}
-
-func (m *memRecorder) last(t *testing.T) record.Call {
-	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	require.NotEmpty(t, m.calls)
-	return m.calls[len(m.calls)-1]
 }
 
 func baseSnapshot(a, b, c, legacy string) *snapshot.Snapshot {
@@ -234,7 +213,7 @@ func baseSnapshot(a, b, c, legacy string) *snapshot.Snapshot {
 
 // newEnv starts the gateway; mutate (may be nil) edits the snapshot before it is sealed.
 func newEnv(t *testing.T, mutate func(*snapshot.Snapshot), opts ...func(*Options)) *env {
-	e := &env{t: t, clock: &fakeClock{t: time.Unix(1_700_000_000, 0)}, recorder: &memRecorder{}, mutateSet: mutate}
+	e := &env{t: t, clock: &fakeClock{t: time.Unix(1_700_000_000, 0)}, recorder: &recordtest.Memory{}, mutateSet: mutate}
 	e.a = newUpstream(t, chatOK("hello from a", 10, 3))
 	e.b = newUpstream(t, chatOK("hello from b", 10, 3))
 	e.c = newUpstream(t, anthropicOK("hello from claude", 12, 4))

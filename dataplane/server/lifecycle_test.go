@@ -65,8 +65,8 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 		t.Fatal("the upstream is still streaming")
 	case <-time.After(50 * time.Millisecond):
 	}
-	waitFor(t, "the call to be recorded", func() bool { return e.recorder.last(t).ClientDisconnected })
-	rec := e.recorder.last(t)
+	waitFor(t, "the call to be recorded", func() bool { return e.recorder.Last(t).ClientDisconnected })
+	rec := e.recorder.Last(t)
 	require.Equal(t, int64(3), rec.Usage.InputTokens)
 }
 
@@ -299,7 +299,7 @@ func TestBudgetAdmission(t *testing.T) {
 	require.Equal(t, "gateway", resp.Header.Get(HeaderErrorSource))
 	require.Equal(t, "rate_limit_error", gjson.Get(body, "error.type").Str)
 	require.Equal(t, 1, e.a.count(), "the rejected call never reached the provider")
-	rec := e.recorder.last(t)
+	rec := e.recorder.Last(t)
 	require.NotNil(t, rec.Rejection)
 	require.Equal(t, "max_request_cost", rec.Rejection.Limit)
 

@@ -37,7 +37,7 @@ func TestNonStreamingChat(t *testing.T) {
 	require.JSONEq(t, chatBody, string(up.Body), "the body goes upstream as sent")
 	require.Zero(t, e.b.count())
 
-	rec := e.recorder.last(t)
+	rec := e.recorder.Last(t)
 	require.Equal(t, "alpha", rec.Team)
 	require.Equal(t, "ns/gpt", rec.Route)
 	require.Equal(t, "gpt-4o", rec.CanonicalModel)
@@ -79,7 +79,7 @@ func TestStreamingChatUsageInjection(t *testing.T) {
 
 			up := e.a.requests()[len(e.a.requests())-1]
 			require.True(t, gjson.GetBytes(up.Body, "stream_options.include_usage").Bool(), "usage is always requested upstream")
-			rec := e.recorder.last(t)
+			rec := e.recorder.Last(t)
 			require.True(t, rec.UsageReported)
 			require.Equal(t, int64(3), rec.Usage.OutputTokens)
 		})
@@ -108,7 +108,7 @@ func TestAnthropicMessages(t *testing.T) {
 	events := sseEvents(out)
 	require.True(t, strings.HasPrefix(events[0], "event: message_start"))
 	require.True(t, strings.HasPrefix(events[len(events)-1], "event: message_stop"))
-	rec := e.recorder.last(t)
+	rec := e.recorder.Last(t)
 	require.Equal(t, "max", rec.Product)
 	require.Equal(t, int64(12), rec.Usage.InputTokens)
 	require.Equal(t, int64(4), rec.Usage.OutputTokens)
@@ -235,7 +235,7 @@ func TestPrefixModelsKeepMetricLabelsBounded(t *testing.T) {
 	for _, m := range []string{"gpt-made-up-1", "gpt-made-up-2"} {
 		resp := e.do("POST", "/v1/chat/completions", keyAlpha, `{"model":"`+m+`","messages":[]}`)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.Equal(t, m, e.recorder.last(t).CanonicalModel, "the event keeps the name")
+		require.Equal(t, m, e.recorder.Last(t).CanonicalModel, "the event keeps the name")
 	}
 	n, err := testutil.GatherAndCount(e.g.Metrics().Registry, "llm_gateway_requests_total")
 	require.NoError(t, err)

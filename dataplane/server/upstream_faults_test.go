@@ -37,7 +37,7 @@ func TestBedrockStreamExceptionsUseAnthropicErrorTypes(t *testing.T) {
 		out := readAll(t, resp)
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode, out)
 		require.Equal(t, "invalid_request_error", gjson.Get(out, "error.type").Str, out)
-		require.Equal(t, "validationException", e.recorder.last(t).Error.Type, "the event keeps the provider's name")
+		require.Equal(t, "validationException", e.recorder.Last(t).Error.Type, "the event keeps the provider's name")
 	})
 	t.Run("mid-stream", func(t *testing.T) {
 		e := bedrockOnly(t, &fakeprovider.Scenario{Fault: fakeprovider.FaultError, FaultAfter: 2, ErrorType: "ThrottlingException"})
@@ -48,7 +48,7 @@ func TestBedrockStreamExceptionsUseAnthropicErrorTypes(t *testing.T) {
 		last := events[len(events)-1]
 		require.True(t, strings.HasPrefix(last, "event: error\ndata: "), out)
 		require.Equal(t, "rate_limit_error", gjson.Get(strings.TrimPrefix(last, "event: error\ndata: "), "error.type").Str, out)
-		require.Equal(t, "throttlingException", e.recorder.last(t).Error.Type)
+		require.Equal(t, "throttlingException", e.recorder.Last(t).Error.Type)
 	})
 }
 
@@ -61,7 +61,7 @@ func TestMalformedBodyFailsOver(t *testing.T) {
 	body := readAll(t, resp)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	require.Equal(t, "hello from b", gjson.Get(body, "choices.0.message.content").Str)
-	require.Equal(t, snapshot.FailoverServerError, e.recorder.last(t).Attempts[0].ErrorClass)
+	require.Equal(t, snapshot.FailoverServerError, e.recorder.Last(t).Attempts[0].ErrorClass)
 
 	e = newEnv(t, func(s *snapshot.Snapshot) { s.Routes[0].Backends = s.Routes[0].Backends[:1] })
 	e.a.set(statusErr(http.StatusOK, "not json"))

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
@@ -24,7 +23,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/metrics"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/provider/adapters"
-	"github.com/posthog/llm-gateway/dataplane/record"
+	"github.com/posthog/llm-gateway/dataplane/record/recordtest"
 	"github.com/posthog/llm-gateway/dataplane/server"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 	"github.com/posthog/llm-gateway/test/fakeprovider"
@@ -96,42 +95,13 @@ func devSnapshot(fake, legacy string) *snapshot.Snapshot {
 	}
 }
 
-// memRecorder keeps recorded calls.
-type memRecorder struct {
-	mu    sync.Mutex
-	calls []record.Call
-}
-
-func (m *memRecorder) Record(c *record.Call) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cp := *c
-	cp.Attempts = append([]record.Attempt(nil), c.Attempts...)
-	m.calls = append(m.calls, cp)
-}
-
-func (m *memRecorder) last(t *testing.T) record.Call {
-	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	require.NotEmpty(t, m.calls)
-	return m.calls[len(m.calls)-1]
-}
-
-// disconnected reports whether the last recorded call was abandoned by its client.
-func (m *memRecorder) disconnected() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.calls) > 0 && m.calls[len(m.calls)-1].ClientDisconnected
-}
-
 // env is an in-process gateway in front of an in-process fake provider.
 type env struct {
 	fake    *fakeprovider.Server
 	fakeSrv *httptest.Server
 	gw      *server.Gateway
 	gwSrv   *httptest.Server
-	rec     *memRecorder
+	rec     *recordtest.Memory
 	// upstreamGone receives one value per upstream request whose connection closed while
 	// the fake provider was still answering it.
 	upstreamGone chan string
@@ -139,7 +109,7 @@ type env struct {
 
 func newEnv(t *testing.T, mutate func(*snapshot.Snapshot)) *env {
 	t.Helper()
-	e := &env{fake: fakeprovider.New(fakeConfig()), rec: &memRecorder{}, upstreamGone: make(chan string, 16)}
+	e := &env{fake: fakeprovider.New(fakeConfig()), rec: &recordtest.Memory{}, upstreamGone: make(chan string, 16)}
 	e.fakeSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.fake.ServeHTTP(w, r)
 		// The server cancels the request context after the handler returns; before that,

@@ -137,7 +137,10 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the provider never saw the connection close")
 	}
-	require.Eventually(t, e.rec.disconnected, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		calls := e.rec.Calls()
+		return len(calls) > 0 && calls[len(calls)-1].ClientDisconnected
+	}, 10*time.Second, 10*time.Millisecond)
 }
 
 // TestPathAndProductHeaders: /{product}/v1/... is served and recorded; a raw HTTP check of
@@ -151,5 +154,5 @@ func TestProductPath(t *testing.T) {
 	require.Equal(t, "gateway", raw.Header.Get("X-Llm-Gateway-Path"))
 	require.Equal(t, "llm/openai", raw.Header.Get("X-Llm-Gateway-Backend"))
 	require.NotEmpty(t, raw.Header.Get("X-Request-Id"))
-	require.Equal(t, "max", e.rec.last(t).Product)
+	require.Equal(t, "max", e.rec.Last(t).Product)
 }

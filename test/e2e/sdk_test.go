@@ -62,7 +62,7 @@ func TestOpenAISDKChat(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "Hi from the gateway test", res.Choices[0].Message.Content)
 		requireChatUsage(t, res.Usage)
-		rec := e.rec.last(t)
+		rec := e.rec.Last(t)
 		require.Equal(t, openAIUsage, rec.Usage, "the gateway metered exactly what the provider reported")
 		require.True(t, rec.Cost.Priced)
 	})
@@ -93,7 +93,7 @@ func TestOpenAISDKChat(t *testing.T) {
 		require.Equal(t, "Hi from the gateway test", acc.Choices[0].Message.Content)
 		last, _ := e.fake.LastRequest()
 		require.Contains(t, string(last.Body), `"include_usage":true`, "the gateway asked the provider for usage")
-		rec := e.rec.last(t)
+		rec := e.rec.Last(t)
 		require.True(t, rec.UsageReported)
 		require.Equal(t, openAIUsage, rec.Usage)
 	})
@@ -126,7 +126,7 @@ func TestOpenAISDKResponses(t *testing.T) {
 	require.Equal(t, "Responses through the gateway", text)
 	require.Equal(t, "response.completed", last.Type)
 	require.Equal(t, int64(970), last.Response.Usage.InputTokens)
-	require.Equal(t, openAIUsage, e.rec.last(t).Usage)
+	require.Equal(t, openAIUsage, e.rec.Last(t).Usage)
 }
 
 func TestAnthropicSDKMessages(t *testing.T) {
@@ -148,7 +148,7 @@ func TestAnthropicSDKMessages(t *testing.T) {
 	require.NoError(t, stream.Err())
 	require.Equal(t, "Claude via the gateway", acc.Content[0].Text)
 	requireAnthropicUsage(t, acc.Usage)
-	rec := e.rec.last(t)
+	rec := e.rec.Last(t)
 	require.Equal(t, usage.InputTokens, rec.Usage.InputTokens)
 	require.Equal(t, usage.CacheReadTokens, rec.Usage.CacheReadTokens)
 	require.Equal(t, usage.OutputTokens, rec.Usage.OutputTokens)
@@ -198,7 +198,7 @@ func TestFailoverToHostedEquivalent(t *testing.T) {
 	}
 	require.NoError(t, stream.Err())
 	require.Equal(t, "Bedrock to the rescue", acc.Content[0].Text)
-	rec := e.rec.last(t)
+	rec := e.rec.Last(t)
 	require.Equal(t, "llm/bedrock", rec.Backend)
 	require.Equal(t, "Overloaded", rec.Attempts[0].ErrorClass)
 	reqs := e.fake.Requests()
@@ -214,7 +214,7 @@ func TestFailoverToHostedEquivalent(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "Azure to the rescue", res.Choices[0].Message.Content)
 	require.Equal(t, azureModel, res.Model)
-	require.Equal(t, "llm/azure", e.rec.last(t).Backend)
+	require.Equal(t, "llm/azure", e.rec.Last(t).Backend)
 	require.Equal(t, "2", raw.Header.Get("X-Llm-Gateway-Attempts"))
 	require.Equal(t, "llm/azure", raw.Header.Get("X-Llm-Gateway-Backend"))
 }
