@@ -27,6 +27,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/budget"
 	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/binaries"
 	"github.com/posthog/llm-gateway/test/fakeprovider"
 	"github.com/posthog/llm-gateway/test/redistest"
 )
@@ -45,9 +46,8 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			gatewayBin = filepath.Join(dir, "gateway")
-			out, err := exec.Command("go", "build", "-o", gatewayBin, "github.com/posthog/llm-gateway/dataplane/cmd/gateway").CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "build bin/gateway: %v\n%s", err, out)
+			if err := binaries.Build(context.Background(), dir, "gateway"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
 		}

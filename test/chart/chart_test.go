@@ -31,6 +31,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/posthog/llm-gateway/internal/binaries"
 )
 
 const root = "../.."
@@ -63,12 +65,8 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(binDir)
-	for name, pkg := range map[string]string{"gateway": "./dataplane/cmd/gateway", "operator": "."} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("build %s: %v\n%s", name, err, out)
-		}
+	if err := binaries.Build(context.Background(), binDir, "gateway", "operator"); err != nil {
+		return 0, err
 	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "charts", "llm-gateway", "crds")},

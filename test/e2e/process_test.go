@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/binaries"
 	"github.com/posthog/llm-gateway/test/fakeprovider"
 )
 
@@ -46,13 +46,7 @@ func gatewayBinary(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "gateway"), "./dataplane/cmd/gateway")
-		cmd.Dir = "../.."
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build gateway: %w\n%s", err, out.String())
-		}
+		buildErr = binaries.Build(context.Background(), binDir, "gateway")
 	})
 	require.NoError(t, buildErr)
 	return filepath.Join(binDir, "gateway")

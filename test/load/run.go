@@ -13,11 +13,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/posthog/llm-gateway/internal/binaries"
 )
 
 // Config selects the scenarios and their scale.
@@ -97,16 +98,7 @@ func QuickConfig() Config {
 
 // Build compiles bin/gateway and bin/fakeprovider into binDir.
 func Build(ctx context.Context, binDir string) error {
-	for name, pkg := range map[string]string{
-		"gateway":      "github.com/posthog/llm-gateway/dataplane/cmd/gateway",
-		"fakeprovider": "github.com/posthog/llm-gateway/test/fakeprovider/cmd/fakeprovider",
-	} {
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", name, err, out)
-		}
-	}
-	return nil
+	return binaries.Build(ctx, binDir, "gateway", "fakeprovider")
 }
 
 // failures counts failed calls and keeps the first few errors.

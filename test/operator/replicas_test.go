@@ -26,6 +26,7 @@ import (
 	"github.com/posthog/llm-gateway/api/v1alpha1"
 	"github.com/posthog/llm-gateway/controllers"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/binaries"
 )
 
 // These tests do not run in parallel: they count replicas and compare versions, so nothing
@@ -176,10 +177,7 @@ func TestOperatorBinary(t *testing.T) {
 	requireEnvtest(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "operator")
-	build := exec.Command("go", "build", "-o", bin, "github.com/posthog/llm-gateway")
-	build.Dir = filepath.Join("..", "..")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	require.NoError(t, binaries.Build(context.Background(), dir, "operator"))
 
 	kc := filepath.Join(dir, "kubeconfig")
 	require.NoError(t, os.WriteFile(kc, kubeconfig, 0o600))
