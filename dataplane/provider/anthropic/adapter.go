@@ -52,7 +52,7 @@ func (a *Adapter) ProviderName() string       { return "anthropic" }
 
 // UpstreamModel is the backend's modelMap entry, else the canonical model.
 func (a *Adapter) UpstreamModel(canonical, requested string) string {
-	if m, ok := a.backend.ModelMap[canonical]; ok && m != "" {
+	if m, ok := provider.MappedModel(a.backend, canonical); ok {
 		return m
 	}
 	return canonical

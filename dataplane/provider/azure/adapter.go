@@ -98,7 +98,7 @@ func (a *Adapter) BaseURL() string {
 
 // UpstreamModel is the deployment: the backend's modelMap entry, else the canonical name.
 func (a *Adapter) UpstreamModel(canonical, requested string) string {
-	if m, ok := a.backend.ModelMap[canonical]; ok && m != "" {
+	if m, ok := provider.MappedModel(a.backend, canonical); ok {
 		return m
 	}
 	return canonical

@@ -72,7 +72,7 @@ func (a *Adapter) ProviderName() string       { return "bedrock" }
 // when it already is a Bedrock id; else the canonical name (Bedrock will answer
 // ResourceNotFound, a NotFound failover).
 func (a *Adapter) UpstreamModel(canonical, requested string) string {
-	if m, ok := a.backend.ModelMap[canonical]; ok && m != "" {
+	if m, ok := provider.MappedModel(a.backend, canonical); ok {
 		return m
 	}
 	if id, ok := catalog.BedrockModelID(canonical, Geo(a.backend.Region)); ok {
