@@ -60,6 +60,7 @@ type Recorder struct {
 	closed  bool
 
 	cancel    context.CancelFunc
+	stopping  <-chan struct{} // closed when Close tells the shipper to stop
 	shipDone  chan struct{}
 	drainDone chan struct{}
 	statsDone chan struct{}
@@ -119,7 +120,7 @@ func New(opts Options) (*Recorder, error) {
 		statsDone: make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
+	r.cancel, r.stopping = cancel, ctx.Done()
 	go func() { defer close(r.shipDone); r.shipper.Run(ctx) }()
 	go func() { defer close(r.drainDone); r.drain(ctx) }()
 	go func() { defer close(r.statsDone); r.monitor(ctx) }()

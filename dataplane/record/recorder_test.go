@@ -478,3 +478,54 @@ func TestBatchesAreGroupedAndBounded(t *testing.T) {
 	require.Equal(t, []string{"http://a:10,10,10,", "http://b:10,200,", "http://a:10,", "http://b:100,", "http://a:400,"}, shape,
 		"at most 3 events and 250 bytes per batch; an oversized event goes alone")
 }
+
+// heldTransport delivers a batch only when released, like a capture request still on the wire;
+// it honours its context, as an HTTP client does.
+type heldTransport struct {
+	sent    chan struct{}
+	release chan struct{}
+}
+
+func (h *heldTransport) Send(ctx context.Context, _ Destination, _ [][]byte) error {
+	h.sent <- struct{}{}
+	select {
+	case <-h.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A batch capture accepts while the recorder is shutting down is acked, not shipped again
+// at the next start (where it would reach capture twice).
+func TestStopLetsAnInFlightSendFinish(t *testing.T) {
+	leakCheck(t)
+	dir := t.TempDir()
+	local, err := NewFileTransport(filepath.Join(t.TempDir(), "e.jsonl"))
+	require.NoError(t, err)
+	defer local.Close()
+	held := &heldTransport{sent: make(chan struct{}, 1), release: make(chan struct{})}
+	r, err := New(Options{
+		Outbox: openFileOutbox(t, dir), Remote: held, Local: local,
+		DefaultDestination: Destination{Host: "http://capture.invalid", APIKey: "phc_test"}, Shipper: fastShipping,
+	})
+	require.NoError(t, err)
+	r.Record(call("held-0"))
+	<-held.sent // the batch is on the wire
+
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		closed <- r.Close(ctx) // the flush times out; the shipper stops
+	}()
+	<-r.stopping // the flush timed out and the shipper was told to stop
+	close(held.release)
+	// Capture's 200 arrives after the stop.
+	<-closed
+
+	ob := openFileOutbox(t, dir)
+	drained, err := ob.Drained(context.Background())
+	require.NoError(t, err)
+	require.True(t, drained, "the accepted batch was acked; nothing is left to ship twice")
+}

@@ -294,13 +294,16 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 		events[i] = b[i].Event
 	}
 	for attempt := 0; ; attempt++ {
-		err := t.Send(ctx, dest, events)
+		sctx, done := sendContext(ctx)
+		err := t.Send(sctx, dest, events)
 		if err == nil {
 			s.m.batches.WithLabelValues("ok").Inc()
 			s.m.shipped.WithLabelValues(sink).Add(float64(len(b)))
-			s.ack(ctx, b)
+			s.ack(sctx, b)
+			done()
 			return
 		}
+		done()
 		if ctx.Err() != nil {
 			return
 		}
@@ -335,6 +338,22 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 		case <-s.kicked():
 		case <-time.After(wait):
 		}
+	}
+}
+
+// stopGrace is how long a send already under way may outlive the shipper's stop.
+const stopGrace = 2 * time.Second
+
+// sendContext is the context of one send and its ack. When the shipper stops mid-send, the
+// send gets stopGrace to finish, so capture's answer is known and an accepted batch is acked:
+// abandoning it would let capture accept a batch the outbox still holds, shipped again (a
+// duplicate) at the next start.
+func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancel) })
+	return sctx, func() {
+		stop()
+		cancel()
 	}
 }
 
