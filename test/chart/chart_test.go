@@ -289,7 +289,9 @@ func TestTerminationGraceCoversTheDrain(t *testing.T) {
 			}
 		}
 		require.Positive(t, drain)
-		const flush = 10 * time.Second // the outbox flush after the drain (dataplane/cmd/gateway)
+		// The outbox flush after the drain (dataplane/cmd/gateway), plus the grace a send on
+		// the wire gets when the shipper stops (dataplane/record).
+		const flush = 10*time.Second + 2*time.Second
 		require.GreaterOrEqual(t, time.Duration(grace)*time.Second, delay+drain+flush, "set %v", set)
 	}
 }
