@@ -48,7 +48,8 @@ type Call struct {
 	Body []byte
 	// Header is the client's request header. Adapters copy only allowlisted headers.
 	Header http.Header
-	// RawQuery is the client's query string (e.g. "beta=true"), preserved where the provider takes it.
+	// RawQuery is the client's query string as sent. Adapters never forward it as is: only
+	// what ClientQuery allows (Anthropic's beta=true) reaches a provider.
 	RawQuery string
 	// ClientWantsUsage is false when the gateway injected stream_options.include_usage into an
 	// OpenAI chat stream: the usage-only chunk is then metered and not shown to the client.

@@ -202,3 +202,23 @@ func BenchmarkInspectMessages(b *testing.B) {
 		}
 	}
 }
+
+// Only what a provider documents of a client's query string goes upstream.
+func TestClientQuery(t *testing.T) {
+	for _, tc := range []struct {
+		op       Operation
+		raw, out string
+	}{
+		{OpMessages, "beta=true", "beta=true"},
+		{OpCountTokens, "x=1&beta=true&y=2", "beta=true"},
+		{OpMessages, "", ""},
+		{OpMessages, "beta=1", ""},
+		{OpMessages, "beta=true;x=1", ""},
+		{OpMessages, "beta=%74rue", ""},
+		{OpMessages, "api-version=2024-01-01", ""},
+		{OpChatCompletions, "beta=true", ""},
+		{OpResponses, "api-version=2099-01-01&x=1", ""},
+	} {
+		require.Equal(t, tc.out, ClientQuery(tc.op, tc.raw), "%s ?%s", tc.op, tc.raw)
+	}
+}

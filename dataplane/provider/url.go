@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
 // BaseEndpoint validates a backend endpoint (def when empty) and returns it without a trailing
@@ -27,6 +29,26 @@ func BaseEndpoint(endpoint, def, suffix string) (string, error) {
 		base = strings.TrimRight(strings.TrimSuffix(base, suffix), "/")
 	}
 	return base, nil
+}
+
+// ClientQuery is the part of a client's query string that may go upstream for op: on the
+// Anthropic operations, beta=true (the Anthropic SDKs call /v1/messages?beta=true for beta
+// features), written exactly so; nothing else. OpenAI documents no query parameter on the
+// operations the gateway serves, and Azure and Bedrock URLs are built by their adapters. A
+// client's query string is never forwarded as sent: it could name another API version, a
+// deployment or anything a provider or a proxy on the way reads.
+func ClientQuery(op Operation, raw string) string {
+	if op.Shape() != snapshot.ShapeAnthropic {
+		return ""
+	}
+	for raw != "" {
+		var param string
+		param, raw, _ = strings.Cut(raw, "&")
+		if param == "beta=true" {
+			return "beta=true"
+		}
+	}
+	return ""
 }
 
 // WithQuery appends a raw query string to a URL that has none.

@@ -17,7 +17,8 @@ const chatBody = `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}
 
 func TestNonStreamingChat(t *testing.T) {
 	e := newEnv(t, nil)
-	resp := e.do("POST", "/v1/chat/completions?x=1", keyAlpha, chatBody, "OpenAI-Organization", "org-1")
+	resp := e.do("POST", "/v1/chat/completions?x=1&api-version=2024-01-01", keyAlpha, chatBody,
+		"OpenAI-Organization", "org-1", "OpenAI-Project", "proj-1", "OpenAI-Beta", "assistants=v2")
 	body := readAll(t, resp)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	require.Equal(t, "hello from a", gjson.Get(body, "choices.0.message.content").Str)
@@ -31,9 +32,11 @@ func TestNonStreamingChat(t *testing.T) {
 	require.Len(t, reqs, 1)
 	up := reqs[0]
 	require.Equal(t, "/v1/chat/completions", up.Path)
-	require.Equal(t, "x=1", up.Query)
+	require.Empty(t, up.Query, "the client's query string never reaches a provider")
 	require.Equal(t, "Bearer up-key-a", up.Header.Get("Authorization"), "the backend's credential, never the client's")
-	require.Equal(t, "org-1", up.Header.Get("OpenAI-Organization"))
+	require.Empty(t, up.Header.Values("OpenAI-Organization"), "no client account header next to the gateway's key")
+	require.Empty(t, up.Header.Values("OpenAI-Project"))
+	require.Equal(t, "assistants=v2", up.Header.Get("OpenAI-Beta"))
 	require.JSONEq(t, chatBody, string(up.Body), "the body goes upstream as sent")
 	require.Zero(t, e.b.count())
 
@@ -89,7 +92,7 @@ func TestStreamingChatUsageInjection(t *testing.T) {
 func TestAnthropicMessages(t *testing.T) {
 	e := newEnv(t, nil)
 	body := `{"model":"claude-sonnet-4-5","max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}`
-	resp := e.do("POST", "/v1/messages?beta=true", "", body, "x-api-key", keyAlpha, "anthropic-version", "2023-06-01", "anthropic-beta", "tools-2024")
+	resp := e.do("POST", "/v1/messages?x=1&beta=true&anthropic-version=1", "", body, "x-api-key", keyAlpha, "anthropic-version", "2023-06-01", "anthropic-beta", "tools-2024")
 	out := readAll(t, resp)
 	require.Equal(t, http.StatusOK, resp.StatusCode, out)
 	require.Equal(t, "hello from claude", gjson.Get(out, "content.0.text").Str)
@@ -98,7 +101,7 @@ func TestAnthropicMessages(t *testing.T) {
 	require.Empty(t, up.Header.Get("Authorization"))
 	require.Equal(t, "2023-06-01", up.Header.Get("Anthropic-Version"))
 	require.Equal(t, "tools-2024", up.Header.Get("Anthropic-Beta"))
-	require.Equal(t, "beta=true", up.Query)
+	require.Equal(t, "beta=true", up.Query, "only the documented beta=true goes upstream")
 	require.Equal(t, int64(1000), gjson.GetBytes(up.Body, "max_tokens").Int(), "clamped to the route's maximum")
 
 	// Streaming, through a product path.

@@ -85,13 +85,15 @@ func TestBadInput(t *testing.T) {
 	require.Zero(t, e.upstreamRequests(), "the fake provider's log shows nothing was sent upstream")
 }
 
-// TestHeaderHygiene: client credentials never reach the provider, the backend's do; the
-// provider headers a client sets are preserved; the body goes upstream as the client sent it.
+// TestHeaderHygiene: client credentials, OpenAI account headers and query strings never reach
+// the provider, the backend's credential does; the provider headers a client sets are
+// preserved; the body goes upstream as the client sent it.
 func TestHeaderHygiene(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 
-	oc := e.openai(ooption.WithOrganization("org-123"), ooption.WithHeader("Cookie", "session=1"))
+	oc := e.openai(ooption.WithOrganization("org-123"), ooption.WithProject("proj-123"), ooption.WithHeader("Cookie", "session=1"),
+		ooption.WithQuery("api-version", "2099-01-01"))
 	_, err := oc.Chat.Completions.New(ctx, chatParams("gpt-4o"))
 	require.NoError(t, err)
 	req, _ := e.fake.LastRequest()
@@ -99,7 +101,9 @@ func TestHeaderHygiene(t *testing.T) {
 	require.NotContains(t, strings.Join(req.Header.Values("Authorization"), ","), teamKey)
 	require.Empty(t, req.Header.Get("X-Api-Key"))
 	require.Empty(t, req.Header.Get("Cookie"))
-	require.Equal(t, "org-123", req.Header.Get("OpenAI-Organization"))
+	require.Empty(t, req.Header.Values("OpenAI-Organization"), "no client account header next to the backend's key")
+	require.Empty(t, req.Header.Values("OpenAI-Project"))
+	require.Empty(t, req.RawQuery, "the client's query string never reaches the provider")
 	require.JSONEq(t, `{"model":"gpt-4o","messages":[{"role":"user","content":"hello through the gateway"}]}`, string(req.Body))
 
 	ac := e.anthropic(aoption.WithHeader("anthropic-beta", "prompt-caching-2024-07-31"), aoption.WithHeader("anthropic-version", "2023-06-01"))

@@ -73,7 +73,8 @@ func (a *Adapter) Supports(c *provider.Call) (bool, string) {
 
 // NewRequest builds the upstream request: the client's body (model set to c.Model), the
 // backend's key, the client's anthropic-version (default 2023-06-01) and betas (several header
-// lines joined into one), allowlisted headers, the client's query string (?beta=true).
+// lines joined into one), allowlisted headers, and ?beta=true when the client sent it (provider.ClientQuery: no other
+// query parameter of the client's goes upstream).
 func (a *Adapter) NewRequest(ctx context.Context, c *provider.Call) (*http.Request, error) {
 	path, ok := paths[c.Op]
 	if !ok {
@@ -83,7 +84,7 @@ func (a *Adapter) NewRequest(ctx context.Context, c *provider.Call) (*http.Reque
 	if err != nil {
 		return nil, err
 	}
-	req, err := provider.NewJSONRequest(ctx, provider.WithQuery(a.base+path, c.RawQuery), body)
+	req, err := provider.NewJSONRequest(ctx, provider.WithQuery(a.base+path, provider.ClientQuery(c.Op, c.RawQuery)), body)
 	if err != nil {
 		return nil, err
 	}

@@ -183,6 +183,18 @@ func TestNewRequest(t *testing.T) {
 	sent, _ := io.ReadAll(req.Body)
 	require.Equal(t, string(body), string(sent))
 
+	// Only beta=true of the client's query goes upstream.
+	for raw, want := range map[string]string{
+		"x=1&beta=true":          "https://api.anthropic.com/v1/messages?beta=true",
+		"beta=false":             "https://api.anthropic.com/v1/messages",
+		"beta=true%26x%3D1":      "https://api.anthropic.com/v1/messages",
+		"anthropic-version=1&x=": "https://api.anthropic.com/v1/messages",
+	} {
+		req, err := a.NewRequest(context.Background(), &provider.Call{Op: provider.OpMessages, Model: "claude-sonnet-4-5", Body: body, Header: client, RawQuery: raw})
+		require.NoError(t, err)
+		require.Equal(t, want, req.URL.String(), raw)
+	}
+
 	// Default version; count_tokens path; bearer-only backend.
 	b, err := New(&snapshot.Backend{Name: "b", Endpoint: "http://127.0.0.1:9/v1", Credentials: snapshot.Credentials{BearerToken: "tok"}}, provider.Options{})
 	require.NoError(t, err)

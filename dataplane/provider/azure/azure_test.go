@@ -83,7 +83,7 @@ func TestURLForms(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newAdapter(t, tt.version, snapshot.Credentials{APIKey: "azure-key"})
 			model := a.UpstreamModel("gpt-4o", "gpt-4o")
-			req, err := a.NewRequest(context.Background(), &provider.Call{Op: tt.op, Model: model, Body: body, RawQuery: "x=1", ClientWantsUsage: true,
+			req, err := a.NewRequest(context.Background(), &provider.Call{Op: tt.op, Model: model, Body: body, RawQuery: "x=1&api-version=2099-01-01", ClientWantsUsage: true,
 				Header: http.Header{"Authorization": {"Bearer gw"}, "Api-Key": {"client"}, "Openai-Organization": {"org"}, "Accept": {"application/json"}}})
 			require.NoError(t, err)
 			require.Equal(t, tt.url, req.URL.String())

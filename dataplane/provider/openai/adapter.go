@@ -16,9 +16,12 @@ import (
 const DefaultEndpoint = "https://api.openai.com"
 
 // RequestHeaders are the client request headers forwarded to OpenAI. Everything else is
-// dropped: client credentials (authorization, x-api-key, api-key), cookies, hop-by-hop headers,
-// Accept-Encoding (the gateway parses the body), the SDKs' X-Stainless-* telemetry.
-var RequestHeaders = []string{"OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", "Accept", "User-Agent"}
+// dropped: client credentials (authorization, x-api-key, api-key), the OpenAI account headers
+// OpenAI-Organization and OpenAI-Project (they would pick an organization or project for the
+// gateway's own key: the backend's key alone decides, use a project-scoped key), cookies,
+// hop-by-hop headers, Accept-Encoding (the gateway parses the body), the SDKs' X-Stainless-*
+// telemetry.
+var RequestHeaders = []string{"OpenAI-Beta", "Accept", "User-Agent"}
 
 // Adapter serves one OpenAI backend.
 type Adapter struct {
@@ -65,7 +68,8 @@ var paths = map[provider.Operation]string{
 }
 
 // NewRequest builds the upstream request: the client's body (model set to c.Model), Bearer
-// auth with the backend's key, allowlisted headers, the client's query string.
+// auth with the backend's key, allowlisted headers. The client's query string is not forwarded
+// (OpenAI documents none on these operations).
 func (a *Adapter) NewRequest(ctx context.Context, c *provider.Call) (*http.Request, error) {
 	path, ok := paths[c.Op]
 	if !ok {
@@ -75,7 +79,7 @@ func (a *Adapter) NewRequest(ctx context.Context, c *provider.Call) (*http.Reque
 	if err != nil {
 		return nil, err
 	}
-	req, err := provider.NewJSONRequest(ctx, provider.WithQuery(a.base+path, c.RawQuery), body)
+	req, err := provider.NewJSONRequest(ctx, a.base+path, body)
 	if err != nil {
 		return nil, err
 	}

@@ -329,17 +329,15 @@ func TestNewRequest(t *testing.T) {
 		"User-Agent":          {"OpenAI/Go 3.0"},
 	}
 	body := []byte(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
-	req, err := a.NewRequest(context.Background(), &provider.Call{Op: provider.OpChatCompletions, Stream: true, Model: "gpt-4o-2024-08-06", Body: body, Header: client, RawQuery: "x=1"})
+	req, err := a.NewRequest(context.Background(), &provider.Call{Op: provider.OpChatCompletions, Stream: true, Model: "gpt-4o-2024-08-06", Body: body, Header: client, RawQuery: "x=1&beta=true"})
 	require.NoError(t, err)
-	require.Equal(t, "https://api.openai.com/v1/chat/completions?x=1", req.URL.String())
+	require.Equal(t, "https://api.openai.com/v1/chat/completions", req.URL.String(), "no client query string")
 	require.Equal(t, http.Header{
-		"Authorization":       {"Bearer sk-backend"},
-		"Content-Type":        {"application/json"},
-		"Openai-Organization": {"org-1"},
-		"Openai-Project":      {"proj-1"},
-		"Openai-Beta":         {"assistants=v2"},
-		"User-Agent":          {"OpenAI/Go 3.0"},
-	}, req.Header)
+		"Authorization": {"Bearer sk-backend"},
+		"Content-Type":  {"application/json"},
+		"Openai-Beta":   {"assistants=v2"},
+		"User-Agent":    {"OpenAI/Go 3.0"},
+	}, req.Header, "no client credential and no OpenAI-Organization / OpenAI-Project next to the backend's key")
 	sent, err := io.ReadAll(req.Body)
 	require.NoError(t, err)
 	require.Equal(t, `{"model":"gpt-4o-2024-08-06","stream":true,"messages":[{"role":"user","content":"hi"}]}`, string(sent))
