@@ -4,6 +4,7 @@
 package rollout
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"net/http"
@@ -71,8 +72,32 @@ func Bucket(team, key string) int {
 	return int(f.Sum64() % 100)
 }
 
-// ErrorFunc writes a gateway error (legacy upstream unreachable) in the caller's shape.
-type ErrorFunc func(w http.ResponseWriter, r *http.Request, status int, message string)
+// Forward is one request passed through to a team's legacy upstream. Only requests for an
+// operation the gateway itself serves are forwarded (the caller checks path and method), and
+// only a path, query and credential built from what the gateway validated go upstream.
+type Forward struct {
+	// Team names the legacy upstream.
+	Team string
+	// Path is the path sent upstream (joined to the upstream's own path): the gateway
+	// operation's path, behind the /{product} prefix when the request had one. The request's
+	// own path, with whatever encodings or dot segments it held, is never sent.
+	Path string
+	// RawQuery is the query sent upstream, already reduced to what the operation documents.
+	RawQuery string
+	// Authenticated says the caller presented a gateway API key of Team. Then, when the team
+	// has a legacy credential, that credential replaces the key in the header the caller used
+	// (APIKeyHeader: x-api-key, else Authorization: Bearer) and the other credential header is
+	// removed. A caller without a gateway key of the team is passed through with its own
+	// credentials unchanged: nothing is injected.
+	Authenticated bool
+	APIKeyHeader  bool
+	// RequestID is the gateway's request id, for the error report.
+	RequestID string
+}
+
+// ErrorFunc answers a forwarded request the legacy upstream could not serve (unreachable,
+// refused, cut before its response headers). err is the detail, for the log only.
+type ErrorFunc func(w http.ResponseWriter, r *http.Request, f *Forward, err error)
 
 // Legacy reverse-proxies the traffic of teams at stage Legacy (and the legacy share of Canary)
 // to their legacy upstream. Built once per snapshot; the transport is shared across snapshots.
@@ -97,16 +122,27 @@ func NewLegacy(s *snapshot.Snapshot, transport http.RoundTripper, onError ErrorF
 	return l, nil
 }
 
+type forwardKey struct{}
+
+func forwardOf(r *http.Request) *Forward {
+	f, _ := r.Context().Value(forwardKey{}).(*Forward)
+	return f
+}
+
 func newProxy(target *url.URL, apiKey string, transport http.RoundTripper, onError ErrorFunc) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			f := forwardOf(pr.In)
+			pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = f.Path, "", f.RawQuery
 			pr.SetURL(target)
 			pr.SetXForwarded()
-			if apiKey == "" {
+			if !f.Authenticated || apiKey == "" {
 				return
 			}
 			h := pr.Out.Header
-			if h.Get("X-Api-Key") != "" {
+			h.Del("Authorization")
+			h.Del("X-Api-Key")
+			if f.APIKeyHeader {
 				h.Set("X-Api-Key", apiKey)
 			} else {
 				h.Set("Authorization", "Bearer "+apiKey)
@@ -118,18 +154,19 @@ func newProxy(target *url.URL, apiKey string, transport http.RoundTripper, onErr
 			if r.Context().Err() != nil {
 				return // the client went away
 			}
-			onError(w, r, http.StatusBadGateway, "the legacy gateway could not be reached")
+			onError(w, r, forwardOf(r), err)
 		},
 	}
 }
 
-// ServeHTTP proxies r unchanged (apart from the credential, when the team has a legacy key) to
-// the legacy upstream of team. It reports false when the team has no legacy upstream.
-func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request, team string) bool {
-	p, ok := l.proxies[team]
+// ServeHTTP proxies r to the legacy upstream of f.Team as f says: body and other headers
+// unchanged, path and query from f, the credential replaced only for an authenticated caller
+// of a team with a legacy credential. It reports false when the team has no legacy upstream.
+func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request, f Forward) bool {
+	p, ok := l.proxies[f.Team]
 	if !ok {
 		return false
 	}
-	p.ServeHTTP(w, r)
+	p.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, &f)))
 	return true
 }

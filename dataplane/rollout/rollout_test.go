@@ -63,7 +63,8 @@ func TestLegacyProxy(t *testing.T) {
 	got := make(chan seen, 1)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got <- seen{r.URL.Path, r.URL.RawQuery, r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"), string(b)}
+		got <- seen{r.URL.EscapedPath(), r.URL.RawQuery, strings.Join(r.Header.Values("Authorization"), ","),
+			strings.Join(r.Header.Values("X-Api-Key"), ","), string(b)}
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "data: 1\n\n")
 	}))
@@ -74,31 +75,70 @@ func TestLegacyProxy(t *testing.T) {
 		{Name: "swap", Rollout: snapshot.Rollout{Stage: snapshot.StageLegacy, LegacyUpstream: upstream.URL, LegacyAPIKey: "legacy-key"}},
 		{Name: "gw", Rollout: snapshot.Rollout{Stage: snapshot.StageGateway}},
 	}}
-	l, err := NewLegacy(s, http.DefaultTransport, func(w http.ResponseWriter, r *http.Request, status int, msg string) {
-		http.Error(w, msg, status)
+	l, err := NewLegacy(s, http.DefaultTransport, func(w http.ResponseWriter, r *http.Request, f *Forward, err error) {
+		http.Error(w, "unreachable", http.StatusBadGateway)
 	})
 	require.NoError(t, err)
 
+	const chat = "/v1/chat/completions"
 	for _, tc := range []struct {
-		team, auth, apiKey string
-		want               seen
+		name         string
+		fwd          Forward
+		auth, apiKey string
+		want         seen
 	}{
-		{"keep", "Bearer client", "", seen{"/base/v1/chat/completions", "x=1", "Bearer client", "", `{"a":1}`}},
-		{"swap", "Bearer client", "", seen{"/v1/chat/completions", "x=1", "Bearer legacy-key", "", `{"a":1}`}},
-		{"swap", "", "client", seen{"/v1/chat/completions", "x=1", "", "legacy-key", `{"a":1}`}},
+		{"no legacy credential: the caller's passes", Forward{Team: "keep", Path: chat, Authenticated: true},
+			"Bearer client", "", seen{"/base" + chat, "", "Bearer client", "", `{"a":1}`}},
+		{"authenticated, bearer: swapped", Forward{Team: "swap", Path: chat, Authenticated: true},
+			"Bearer client", "other", seen{chat, "", "Bearer legacy-key", "", `{"a":1}`}},
+		{"authenticated, x-api-key: swapped", Forward{Team: "swap", Path: chat, Authenticated: true, APIKeyHeader: true},
+			"", "client", seen{chat, "", "", "legacy-key", `{"a":1}`}},
+		{"not authenticated: nothing injected", Forward{Team: "swap", Path: chat},
+			"Bearer own-legacy-cred", "", seen{chat, "", "Bearer own-legacy-cred", "", `{"a":1}`}},
+		{"not authenticated, no credential: none added", Forward{Team: "swap", Path: chat},
+			"", "", seen{chat, "", "", "", `{"a":1}`}},
+		{"path and query are the forward's, never the request's", Forward{Team: "swap", Path: "/max/v1/messages", RawQuery: "beta=true", Authenticated: true},
+			"Bearer client", "", seen{"/max/v1/messages", "beta=true", "Bearer legacy-key", "", `{"a":1}`}},
 	} {
-		r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions?x=1", strings.NewReader(`{"a":1}`))
-		if tc.auth != "" {
-			r.Header.Set("Authorization", tc.auth)
-		}
-		if tc.apiKey != "" {
-			r.Header.Set("X-Api-Key", tc.apiKey)
-		}
-		w := httptest.NewRecorder()
-		require.True(t, l.ServeHTTP(w, r, tc.team))
-		require.Equal(t, http.StatusOK, w.Code)
-		require.Equal(t, "data: 1\n\n", w.Body.String())
-		require.Equal(t, tc.want, <-got)
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/x/%2e%2e/v1/chat%2Fcompletions?api-version=1&x=1", strings.NewReader(`{"a":1}`))
+			if tc.auth != "" {
+				r.Header.Set("Authorization", tc.auth)
+			}
+			if tc.apiKey != "" {
+				r.Header.Set("X-Api-Key", tc.apiKey)
+			}
+			w := httptest.NewRecorder()
+			require.True(t, l.ServeHTTP(w, r, tc.fwd))
+			require.Equal(t, http.StatusOK, w.Code)
+			require.Equal(t, "data: 1\n\n", w.Body.String())
+			require.Equal(t, tc.want, <-got)
+		})
 	}
-	require.False(t, l.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil), "gw"))
+	require.False(t, l.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil), Forward{Team: "gw"}))
+}
+
+// An unreachable legacy upstream reaches the error func with the detail and the forward (for
+// the log); what the client sees is the error func's.
+func TestLegacyProxyError(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	addr := dead.URL
+	dead.Close()
+	s := &snapshot.Snapshot{Teams: []snapshot.Team{
+		{Name: "t", Rollout: snapshot.Rollout{Stage: snapshot.StageLegacy, LegacyUpstream: addr, LegacyAPIKey: "legacy-key"}},
+	}}
+	var gotErr error
+	var gotFwd *Forward
+	l, err := NewLegacy(s, http.DefaultTransport, func(w http.ResponseWriter, r *http.Request, f *Forward, err error) {
+		gotFwd, gotErr = f, err
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	require.NoError(t, err)
+	w := httptest.NewRecorder()
+	require.True(t, l.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/messages", strings.NewReader(`{}`)),
+		Forward{Team: "t", Path: "/v1/messages", RequestID: "req_1"}))
+	require.Equal(t, http.StatusBadGateway, w.Code)
+	require.Error(t, gotErr)
+	require.Equal(t, "req_1", gotFwd.RequestID)
+	require.NotContains(t, w.Body.String(), strings.TrimPrefix(addr, "http://"))
 }

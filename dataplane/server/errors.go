@@ -33,6 +33,10 @@ func errUnauthorized(msg string) *provider.GatewayError {
 	return gatewayErr(http.StatusUnauthorized, provider.AnthropicAuthentication, provider.OpenAIAuthentication, "invalid_api_key", "", msg)
 }
 
+func errForbidden(code, msg string) *provider.GatewayError {
+	return gatewayErr(http.StatusForbidden, provider.AnthropicPermission, provider.OpenAIPermission, code, "", msg)
+}
+
 func errNotFound(code, param, msg string) *provider.GatewayError {
 	return gatewayErr(http.StatusNotFound, provider.AnthropicNotFound, provider.OpenAIInvalidRequest, code, param, msg)
 }

@@ -53,7 +53,7 @@ func splitProduct(path string) (product, rest string) {
 		return "", path
 	}
 	i := strings.IndexByte(path[1:], '/')
-	if i < 0 {
+	if i <= 0 { // no segment, or an empty one ("//v1/...")
 		return "", path
 	}
 	if r := path[1+i:]; strings.HasPrefix(r, "/v1/") {
@@ -67,12 +67,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{g: g, w: w, r: r}
 	c.rec.Start = g.now()
 	c.rec.RequestID = newRequestID()
-	w.Header().Set(HeaderRequestID, c.rec.RequestID)
+	h := w.Header()
+	h.Set(HeaderRequestID, c.rec.RequestID)
+	h.Set(HeaderPath, string(rollout.PathGateway))
 	defer c.recover()
 
 	c.rt = g.rt.Load()
 	product, rest := splitProduct(r.URL.Path)
 	op, known := operationOf(rest)
+	// A percent-encoded path is never one of the gateway's (they are plain ASCII): it is not
+	// decoded into one, here or at a legacy upstream.
+	known = known && r.URL.RawPath == ""
 	c.op, c.shape = op, op.Shape()
 	if !known {
 		c.shape = shapeForPath(rest, r.Header)
@@ -82,46 +87,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Ingress: who is calling, and does this team's traffic go to the gateway at all?
-	key, _ := auth.KeyFromHeader(r.Header)
-	var keyHash auth.KeyHash
-	if key != "" {
-		keyHash = auth.HashKey(key)
-		c.team, _ = c.rt.auth.Lookup(keyHash)
-	}
-	if product != "" {
-		pt, ok := c.rt.auth.Product(product)
-		if !ok {
-			c.fail(errNotFound("unknown_product", "", "unknown product "+product+" in the path "+r.URL.Path), 0)
-			return
-		}
-		c.rec.Product = product
-		if c.team == nil {
-			c.team = pt
-		}
-	} else if hp := r.Header.Get(HeaderProduct); hp != "" {
-		if pt, ok := c.rt.auth.Product(hp); ok {
-			c.rec.Product = hp
-			if c.team == nil {
-				c.team = pt
-			}
-		}
-	}
-	if c.team != nil && c.team.Rollout.Stage != snapshot.StageGateway {
-		var kh string
-		if key != "" && c.team.Rollout.Stage == snapshot.StageCanary {
-			kh = keyHash.Hex()
-		}
-		if rollout.Decide(c.team, r.Header, kh) == rollout.PathLegacy {
-			g.metrics.Ingress.WithLabelValues(c.team.Name, string(rollout.PathLegacy)).Inc()
-			w.Header().Set(HeaderPath, string(rollout.PathLegacy))
-			if c.rt.legacy.ServeHTTP(w, r, c.team.Name) {
-				return
-			}
-		}
-	}
-	w.Header().Set(HeaderPath, string(rollout.PathGateway))
-
+	// Only the gateway's own operations go anywhere, a legacy upstream included.
 	if !known {
 		c.fail(errNotFound("unknown_url", "", "unknown request URL: "+r.Method+" "+r.URL.Path), 0)
 		return
@@ -131,32 +97,106 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		want = http.MethodGet
 	}
 	if r.Method != want {
-		w.Header().Set("Allow", want)
+		h.Set("Allow", want)
 		c.fail(errMethod(r.Method, r.URL.Path), 0)
 		return
 	}
 
-	// Auth: the key must belong to a team (a product alone is not a credential).
-	if key == "" {
-		c.fail(errUnauthorized(auth.ErrMissingKey.Error()), 0)
+	// Who is calling: the team of the gateway key, and the team of the product named in the
+	// path (unknown: 404) or in X-PostHog-Product (unknown: ignored, nothing is recorded).
+	key, apiKeyHeader := auth.KeyFromHeader(r.Header)
+	var (
+		keyHash     auth.KeyHash
+		keyTeam     *snapshot.Team
+		productTeam *snapshot.Team
+		inPath      = product != ""
+	)
+	if key != "" {
+		keyHash = auth.HashKey(key)
+		keyTeam, _ = c.rt.auth.Lookup(keyHash)
+	}
+	if inPath {
+		pt, ok := c.rt.auth.Product(product)
+		if !ok {
+			c.fail(errNotFound("unknown_product", "", "unknown product "+product+" in the path "+r.URL.Path), 0)
+			return
+		}
+		productTeam = pt
+	} else if hp := r.Header.Get(HeaderProduct); hp != "" {
+		if pt, ok := c.rt.auth.Product(hp); ok {
+			product, productTeam = hp, pt
+		}
+	}
+
+	if keyTeam == nil {
+		// Not a gateway key. A caller of a team still (partly) served by its legacy gateway may
+		// hold only that gateway's credential: it is passed through as it came, nothing
+		// injected, so it opens nothing the caller could not open at the legacy gateway itself.
+		if key != "" && productTeam != nil && productTeam.Rollout.Stage != snapshot.StageGateway &&
+			c.forwardLegacy(productTeam, product, inPath, rest, false, false) {
+			return
+		}
+		msg := auth.ErrInvalidKey.Error()
+		if key == "" {
+			msg = auth.ErrMissingKey.Error()
+		}
+		c.fail(errUnauthorized(msg), 0)
 		return
 	}
-	keyTeam, ok := c.rt.auth.Lookup(keyHash)
-	if !ok {
-		c.fail(errUnauthorized(auth.ErrInvalidKey.Error()), 0)
+	if productTeam != nil && productTeam != keyTeam {
+		c.fail(errForbidden("permission_denied", "product "+product+" does not belong to the team of this API key"), 0)
 		return
 	}
 	c.team = keyTeam
+	if productTeam != nil {
+		c.rec.Product = product
+	}
+
+	// Ingress: does this team's traffic go to the gateway at all? Decided only now, for a
+	// caller holding a key of the team.
+	if stage := c.team.Rollout.Stage; stage != snapshot.StageGateway {
+		var kh string
+		if stage == snapshot.StageCanary {
+			kh = keyHash.Hex()
+		}
+		if rollout.Decide(c.team, r.Header, kh) == rollout.PathLegacy &&
+			c.forwardLegacy(c.team, product, inPath, rest, true, apiKeyHeader) {
+			return
+		}
+	}
+
 	g.metrics.Ingress.WithLabelValues(c.team.Name, string(rollout.PathGateway)).Inc()
 	c.rec.Team = c.team.Name
 	c.rec.PostHogAPIKey, c.rec.PostHogHost = c.team.PostHogAPIKey, c.team.PostHogHost
 
 	if op == opModels {
-		w.Header().Set("Content-Type", "application/json")
+		h.Set("Content-Type", "application/json")
 		_, _ = w.Write(c.rt.models)
 		return
 	}
 	c.serve()
+}
+
+// forwardLegacy passes the request to team's legacy upstream: the operation's path (behind
+// the product prefix when the path had one), the query the operation documents, and the
+// team's legacy credential only for a caller authenticated with a key of the team. It
+// reports false when the team has no legacy upstream.
+func (c *call) forwardLegacy(team *snapshot.Team, product string, inPath bool, rest string, authenticated, apiKeyHeader bool) bool {
+	path := rest
+	if inPath {
+		path = "/" + product + rest
+	}
+	c.w.Header().Set(HeaderPath, string(rollout.PathLegacy))
+	ok := c.rt.legacy.ServeHTTP(c.w, c.r, rollout.Forward{
+		Team: team.Name, Path: path, RawQuery: provider.ClientQuery(c.op, c.r.URL.RawQuery),
+		Authenticated: authenticated, APIKeyHeader: apiKeyHeader, RequestID: c.rec.RequestID,
+	})
+	if !ok {
+		c.w.Header().Set(HeaderPath, string(rollout.PathGateway))
+		return false
+	}
+	c.g.metrics.Ingress.WithLabelValues(team.Name, string(rollout.PathLegacy)).Inc()
+	return true
 }
 
 // recover turns a panic into a 500 in the caller's shape (when nothing was written yet) and
@@ -201,9 +241,11 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &mbe)
 }
 
-// writeLegacyError answers a legacy passthrough the legacy gateway could not serve.
-func (g *Gateway) writeLegacyError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	_, rest := splitProduct(r.URL.Path)
-	shape := shapeForPath(rest, r.Header)
-	writeGatewayError(w, shape, errUpstream(status, "legacy_unreachable", msg), 0)
+// writeLegacyError answers a legacy passthrough the legacy upstream could not serve. The
+// client learns only that; the detail (addresses, the Go error) goes to the log.
+func (g *Gateway) writeLegacyError(w http.ResponseWriter, r *http.Request, f *rollout.Forward, err error) {
+	g.log.Warn("legacy upstream failed", "request_id", f.RequestID, "team", f.Team, "error", err)
+	_, rest := splitProduct(f.Path)
+	writeGatewayError(w, shapeForPath(rest, r.Header), errUpstream(http.StatusBadGateway, "legacy_unreachable",
+		"the legacy gateway could not be reached (request id "+f.RequestID+")"), 0)
 }
