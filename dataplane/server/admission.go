@@ -80,8 +80,9 @@ func (c *call) admit() bool {
 	case c.r.Context().Err() != nil:
 		c.clientGone()
 	default:
+		c.g.log.Error("budget admission failed", "request_id", c.rec.RequestID, "team", c.team.Name, "error", err)
 		c.fail(gatewayErr(http.StatusInternalServerError, provider.AnthropicAPIError, provider.OpenAIServerError, "internal_error", "",
-			"budget admission failed: "+err.Error()), 0)
+			"budget admission failed (request id "+c.rec.RequestID+")"), 0)
 	}
 	return false
 }

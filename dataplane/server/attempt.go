@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -463,7 +465,7 @@ func (c *call) writeAttemptError(be *backendRT, aerr *attemptErr, exhausted bool
 		// Never relay an upstream 401/403: the client's credentials are the gateway's.
 		c.fail(errUpstream(http.StatusBadGateway, "upstream_auth",
 			"backend "+be.b.Name+" refused the gateway's credentials"), 0)
-	case ue != nil && ue.Status >= 400 && len(ue.Body) > 0:
+	case ue != nil && ue.Status >= 400 && isJSONObject(ue.Body):
 		h := c.w.Header()
 		copyResponseHeaders(h, ue.Header, true)
 		c.setAttemptHeaders(h, be)
@@ -481,37 +483,50 @@ func (c *call) writeAttemptError(be *backendRT, aerr *attemptErr, exhausted bool
 		c.rec.Error = aerr.recordError()
 	case ue != nil:
 		// An error inside a 200 stream: ue.Type is the provider's own name (for Bedrock an
-		// exception name), never a client error.type; render it in the client's shape.
+		// exception name), never a client error.type; render it in the client's shape. So is
+		// an error response whose body is not a JSON object (an HTML page of a proxy on the
+		// way, which may name internal hosts): the client gets the status, not the page.
 		c.rec.Error = aerr.recordError()
 		c.fail(ue.GatewayError(c.shape), 0)
 	default:
 		c.rec.Error = aerr.recordError()
-		c.fail(gatewayErrorFor(c.shape, aerr), 0)
+		c.fail(gatewayErrorFor(c.shape, aerr, c.rec.RequestID), 0)
 	}
 }
 
-// gatewayErrorFor renders an attempt failure the gateway reports itself. Overloaded is
-// Anthropic's 529 in its shape and 503 in OpenAI's.
-func gatewayErrorFor(shape snapshot.Shape, aerr *attemptErr) *provider.GatewayError {
-	msg := aerr.err.Error()
+// isJSONObject reports whether b is a JSON object (leading whitespace allowed).
+func isJSONObject(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{' && json.Valid(b)
+}
+
+// gatewayErrorFor renders an attempt failure the gateway reports itself (no upstream error
+// response to relay). Overloaded is Anthropic's 529 in its shape and 503 in OpenAI's. The
+// message is the gateway's own: never the Go error (it holds upstream addresses, URLs and
+// library text), which is in the log and the recorded event under the request id.
+func gatewayErrorFor(shape snapshot.Shape, aerr *attemptErr, requestID string) *provider.GatewayError {
+	ref := " (request id " + requestID + ")"
 	switch aerr.class {
 	case snapshot.FailoverTimeout:
-		return errUpstream(http.StatusGatewayTimeout, "upstream_timeout", msg)
+		msg := "the upstream provider timed out"
+		if errors.Is(aerr.err, errFirstByteTimeout) || errors.Is(aerr.err, errIdleTimeout) {
+			msg = aerr.err.Error() // the gateway's own sentences
+		}
+		return errUpstream(http.StatusGatewayTimeout, "upstream_timeout", msg+ref)
 	case snapshot.FailoverConnectionError:
-		return errUpstream(http.StatusBadGateway, "upstream_unreachable", msg)
+		return errUpstream(http.StatusBadGateway, "upstream_unreachable", "the upstream provider could not be reached or cut the connection"+ref)
 	case snapshot.FailoverOverloaded:
 		status := http.StatusServiceUnavailable
 		if shape == snapshot.ShapeAnthropic {
 			status = 529
 		}
-		return gatewayErr(status, provider.AnthropicOverloaded, provider.OpenAIServerError, "upstream_overloaded", "", msg)
+		return gatewayErr(status, provider.AnthropicOverloaded, provider.OpenAIServerError, "upstream_overloaded", "", "the upstream provider is overloaded"+ref)
 	case snapshot.FailoverRateLimited, snapshot.FailoverQuotaExhausted:
-		return gatewayErr(http.StatusTooManyRequests, provider.AnthropicRateLimit, provider.OpenAIRateLimit, "upstream_rate_limited", "", msg)
+		return gatewayErr(http.StatusTooManyRequests, provider.AnthropicRateLimit, provider.OpenAIRateLimit, "upstream_rate_limited", "",
+			"the upstream provider is rate limiting the gateway"+ref)
 	case snapshot.FailoverServerError, snapshot.FailoverNotFound:
-		return errUpstream(http.StatusBadGateway, "upstream_error", msg)
+		return errUpstream(http.StatusBadGateway, "upstream_error", "the upstream provider sent an invalid response"+ref)
 	}
-	if aerr.upstream != nil && aerr.upstream.Status >= 400 && aerr.upstream.Status < 500 {
-		return errInvalidRequest(msg, "")
-	}
-	return gatewayErr(http.StatusInternalServerError, provider.AnthropicAPIError, provider.OpenAIServerError, "internal_error", "", msg)
+	return gatewayErr(http.StatusInternalServerError, provider.AnthropicAPIError, provider.OpenAIServerError, "internal_error", "",
+		"internal gateway error"+ref)
 }

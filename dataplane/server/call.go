@@ -97,7 +97,9 @@ func (c *call) serve() {
 			c.clientGone()
 			return
 		}
-		c.fail(errInvalidRequest("could not read the request body: "+err.Error(), ""), 0)
+		// The read error may name this pod's and the client's addresses: log it only.
+		c.g.log.Info("could not read the request body", "request_id", c.rec.RequestID, "error", err)
+		c.fail(errInvalidRequest("could not read the request body", ""), 0)
 		return
 	}
 	c.body = body

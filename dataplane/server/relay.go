@@ -135,7 +135,9 @@ func (c *call) endStream(rc *http.ResponseController, o *outcome, err error) (fa
 		ge = ue.GatewayError(c.shape) // ue.Type is the provider's name (a Bedrock exception), not the client's
 		fault = &attemptErr{class: ue.Class, upstream: ue, err: ue}
 	default:
-		ge = errUpstream(http.StatusBadGateway, "upstream_stream_error", "the upstream stream failed: "+err.Error())
+		// The read error may name upstream addresses: the client gets the fact, the log the detail.
+		c.g.log.Warn("upstream stream failed after the first byte", "request_id", c.rec.RequestID, "backend", o.be.b.Name, "error", err)
+		ge = errUpstream(http.StatusBadGateway, "upstream_stream_error", "the upstream stream failed (request id "+c.rec.RequestID+")")
 		fault = &attemptErr{class: snapshot.FailoverServerError, err: err}
 	}
 	c.rec.Error = &record.Error{Type: errorType(ge), Message: ge.Message}
