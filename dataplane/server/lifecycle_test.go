@@ -45,7 +45,12 @@ const streamBody = `{"model":"claude-sonnet-4-5","max_tokens":10,"stream":true,"
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	e := newEnv(t, nil)
 	tick := make(chan struct{})
-	e.c.set(pacedAnthropic(tick, 100))
+	paced := pacedAnthropic(tick, 100)
+	upstreamEnded := make(chan error, 1)
+	e.c.set(func(w http.ResponseWriter, r *http.Request) {
+		paced(w, r)
+		upstreamEnded <- r.Context().Err()
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "POST", e.srv.URL+"/v1/messages", strings.NewReader(streamBody))
 	req.Header.Set("X-Api-Key", keyAlpha)
@@ -59,11 +64,14 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	cancel()
 	resp.Body.Close()
 	waitFor(t, "the stream to end", func() bool { return e.g.Streams().Len() == 0 })
-	// The upstream handler returned because its request context ended: the gateway cancelled it.
+	// The upstream handler returns only when its request context ends (no more ticks come):
+	// the gateway cancelled it. The upstream server notices the closed connection on its own
+	// schedule, so wait for that rather than probing it after a fixed delay.
 	select {
-	case tick <- struct{}{}:
-		t.Fatal("the upstream is still streaming")
-	case <-time.After(50 * time.Millisecond):
+	case err := <-upstreamEnded:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upstream is still streaming: the gateway did not cancel its request")
 	}
 	waitFor(t, "the call to be recorded", func() bool { return e.recorder.Last(t).ClientDisconnected })
 	rec := e.recorder.Last(t)
