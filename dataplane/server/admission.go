@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -26,8 +27,8 @@ const defaultOutputEstimate = 4096
 // admit reserves the call's worst-case cost. It reports false when it answered the client.
 //
 // The estimate uses the route's most expensive target (failover may land there): the input
-// estimate from the body plus the output limit (after the route's default and clamp), at
-// cache-write rates when the request asks for caching.
+// estimate from the body plus the output limit (after the route's default and clamp) times
+// the number of choices (n), at cache-write rates when the request asks for caching.
 func (c *call) admit() bool {
 	bm := c.g.opts.Budget
 	if bm == nil || c.op == provider.OpCountTokens {
@@ -48,12 +49,13 @@ func (c *call) admit() bool {
 		if out <= 0 {
 			out = defaultOutputEstimate
 		}
+		out = satMul(out, c.info.N) // every choice is generated and billed
 		output = max(output, out)
 		estimate = max(estimate, cost.Estimate(p, input, out, c.info.CacheWrite, c.info.CacheWrite1h))
 	}
 	res, err := bm.Admit(c.r.Context(), budget.Request{
 		Team: c.team.Name, Budget: c.rt.Snapshot.EffectiveBudget(c.team), RequestID: c.rec.RequestID,
-		EstimateMicros: estimate, Priced: priced, EstimateTokens: input + output,
+		EstimateMicros: estimate, Priced: priced, EstimateTokens: satAdd(input, output),
 	})
 	if err == nil {
 		c.reservation = res
@@ -85,6 +87,25 @@ func (c *call) admit() bool {
 			"budget admission failed (request id "+c.rec.RequestID+")"), 0)
 	}
 	return false
+}
+
+// satMul is a*b for non-negative a, b (n <= 0 counts as 1), saturating at MaxInt64.
+func satMul(a, n int64) int64 {
+	if n <= 1 || a <= 0 {
+		return a
+	}
+	if a > math.MaxInt64/n {
+		return math.MaxInt64
+	}
+	return a * n
+}
+
+// satAdd is a+b for non-negative a, b, saturating at MaxInt64.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // limitCode is the OpenAI error.code of a budget rejection.

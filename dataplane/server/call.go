@@ -2,11 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/posthog/llm-gateway/dataplane/budget"
@@ -103,17 +103,15 @@ func (c *call) serve() {
 		return
 	}
 	c.body = body
-	c.rec.RequestBody = body
 
 	info, err := provider.Inspect(c.op, body)
 	if err != nil {
-		param := ""
-		if strings.Contains(err.Error(), "model") {
-			param = "model"
-		}
-		c.fail(errInvalidRequest(err.Error(), param), 0)
+		// The body is not recorded: only a body Inspect accepted is parsed again (by the
+		// recorder, with a recursive parser its depth bound makes safe).
+		c.failRequest(err)
 		return
 	}
+	c.rec.RequestBody = body
 	c.info = info
 	c.rec.Stream = info.Stream
 	c.rec.RequestedModel = info.Model
@@ -146,34 +144,28 @@ func (c *call) serve() {
 	c.attemptLoop()
 }
 
-// applyLimits sets the route's default max_tokens, clamps it, and turns on usage reporting
-// for OpenAI chat streams. It reports false when it answered the client.
+// applyLimits applies the route's output limits and the usage flag to the body
+// (provider.EditBody). It reports false when it answered the client.
 func (c *call) applyLimits() bool {
-	info, lim := c.info, c.route.Limits
-	c.clientWantsUsage = true
-	if c.op == provider.OpCountTokens {
-		return true
-	}
-	var err error
-	switch {
-	case info.MaxTokens == 0 && lim.DefaultMaxTokens > 0:
-		c.body, err = provider.SetMaxTokens(c.body, info, lim.DefaultMaxTokens)
-	case info.MaxTokens == 0 && c.op == provider.OpMessages:
-		c.fail(errInvalidRequest("max_tokens: Field required", "max_tokens"), 0)
-		return false
-	}
-	if err == nil && lim.MaxMaxTokens > 0 && info.MaxTokens > lim.MaxMaxTokens {
-		c.body, err = provider.SetMaxTokens(c.body, info, lim.MaxMaxTokens)
-	}
-	if err == nil && c.op == provider.OpChatCompletions && info.Stream && !info.IncludeUsage {
-		c.body, err = provider.EnableStreamUsage(c.body)
-		c.clientWantsUsage = false
-	}
+	lim := c.route.Limits
+	body, clientWantsUsage, err := provider.EditBody(c.op, c.body, c.info, lim.DefaultMaxTokens, lim.MaxMaxTokens)
 	if err != nil {
-		c.fail(errInvalidRequest(err.Error(), ""), 0)
+		c.failRequest(err)
 		return false
 	}
+	c.body, c.clientWantsUsage = body, clientWantsUsage
 	return true
+}
+
+// failRequest answers a request the gateway refuses as invalid (400), with the field at
+// fault when the error names one (*provider.RequestError).
+func (c *call) failRequest(err error) {
+	var re *provider.RequestError
+	if errors.As(err, &re) {
+		c.fail(errInvalidRequest(re.Message, re.Param), 0)
+		return
+	}
+	c.fail(errInvalidRequest(err.Error(), ""), 0)
 }
 
 // clientGone marks the call as abandoned by the client.
