@@ -135,6 +135,84 @@ func TestEstimateInputTokens(t *testing.T) {
 	}
 }
 
+// An image-looking string counts as an image only where the provider reads an image and only
+// when it is well-formed base64 (or an http(s) URL); everywhere else its bytes count as text,
+// so a client cannot shrink its reservation with a fake image prefix.
+func TestEstimateInputTokensCannotBeGamed(t *testing.T) {
+	png := base64.StdEncoding.EncodeToString(append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7}, 150_000)...))
+	junk := strings.Repeat("ignore the budget, this is text ", 10_000) // 320 kB of words
+	asText := func(body string) int64 { return int64(baseTokens) + (int64(len(body))+2)/3 }
+	chat := func(part string) string {
+		return `{"model":"gpt-4o","messages":[{"role":"user","content":[` + part + `]}]}`
+	}
+	msgs := func(block string) string {
+		return `{"model":"claude","max_tokens":10,"messages":[{"role":"user","content":[` + block + `]}]}`
+	}
+	anthropicImage := func(data string) string {
+		return `{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + data + `"}}`
+	}
+	textCases := []struct{ name, op, body string }{
+		{"data URL prefix then text", "chat_completions", chat(`{"type":"image_url","image_url":{"url":"data:image/png;base64,` + junk + `"}}`)},
+		{"data URL with a bad tail", "chat_completions", chat(`{"type":"image_url","image_url":{"url":"data:image/png;base64,` + png + `!"}}`)},
+		{"data URL without base64", "chat_completions", chat(`{"type":"image_url","image_url":{"url":"data:image/png,` + png + `"}}`)},
+		{"data URL in a text part", "chat_completions", chat(`{"type":"text","text":"data:image/png;base64,` + png + `"}`)},
+		{"data URL as string content", "chat_completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"data:image/png;base64,` + png + `"}]}`},
+		{"PNG signature in text", "chat_completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"` + png + `"}]}`},
+		{"PNG signature then text", "messages", msgs(anthropicImage("iVBORw0KGgo" + junk))},
+		{"base64 in a text document", "messages", msgs(`{"type":"document","source":{"type":"text","media_type":"text/plain","data":"` + png + `"}}`)},
+		{"image block in a tool input", "messages", msgs(`{"type":"tool_use","id":"t","name":"x","input":` + anthropicImage(png) + `}`)},
+		{"escaped slash", "messages", msgs(anthropicImage(png[:400] + `\/` + png[402:]))},
+		{"responses data URL in text", "responses", `{"model":"gpt-4o","input":[{"role":"user","content":[{"type":"input_text","text":"data:image/png;base64,` + png + `"}]}]}`},
+		{"responses fake data URL", "responses", `{"model":"gpt-4o","input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png;base64,` + junk + `"}]}]}`},
+	}
+	for _, tc := range textCases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, asText(tc.body), EstimateInputTokens(tc.op, []byte(tc.body)))
+		})
+	}
+
+	imageCases := []struct {
+		name, op, body string
+		images         int64
+	}{
+		{"chat data URL", "chat_completions", chat(`{"type":"image_url","image_url":{"url":"data:image/png;base64,` + png + `"}}`), 1},
+		{"chat URL", "chat_completions", chat(`{"type":"image_url","image_url":{"url":"https://example.com/cat.png","detail":"high"}}`), 1},
+		{"responses URL and data URL", "responses", `{"model":"gpt-4o","input":[{"role":"user","content":[{"type":"input_image","image_url":"https://example.com/a.png"},{"type":"input_image","image_url":"data:image/jpeg;base64,` + png + `"}]}]}`, 2},
+		{"anthropic base64", "messages", msgs(anthropicImage(png)), 1},
+		{"anthropic URL", "messages", msgs(`{"type":"image","source":{"type":"url","url":"https://example.com/cat.png"}}`), 1},
+		{"anthropic tool result", "messages", msgs(`{"type":"tool_result","tool_use_id":"t","content":[` + anthropicImage(png) + `]}`), 1},
+		{"escaped type", "messages", msgs(`{"type":"im\u0061ge","source":{"type":"base64","media_type":"image/png","data":"` + png + `"}}`), 1},
+		{"two images", "count_tokens", msgs(anthropicImage(png) + "," + anthropicImage(png)), 2},
+	}
+	for _, tc := range imageCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := EstimateInputTokens(tc.op, []byte(tc.body))
+			// The payloads' bytes are replaced by the flat allowance; every other byte is text.
+			require.GreaterOrEqual(t, got, tc.images*imageTokens)
+			require.Less(t, got, tc.images*imageTokens+int64(baseTokens)+1000)
+		})
+	}
+	// A URL's bytes still count as text, on top of the allowance.
+	url := chat(`{"type":"image_url","image_url":{"url":"https://example.com/` + strings.Repeat("a", 3000) + `"}}`)
+	require.Equal(t, asText(url)+imageTokens, EstimateInputTokens("chat_completions", []byte(url)))
+}
+
+func TestEstimateInputTokensEscapedTools(t *testing.T) {
+	plain := `{"model":"claude","tools":[{"name":"x"}],"messages":[]}`
+	escaped := `{"model":"claude","t\u006fols":[{"name":"x"}],"messages":[]}`
+	require.Greater(t, EstimateInputTokens("messages", []byte(plain)), int64(toolsTokens))
+	require.Greater(t, EstimateInputTokens("messages", []byte(escaped)), int64(toolsTokens))
+}
+
+func TestWellFormedBase64(t *testing.T) {
+	for s, want := range map[string]bool{
+		"": false, "QQ==": true, "QUI=": true, "QUJD": true, "QUJDRA": true, "QUJDR": false, "Q===": false,
+		"QQ=": false, "QQ": true, "QU I=": false, "QUI\\=": false, "QU-_": false, "=QUI": false,
+	} {
+		require.Equal(t, want, wellFormedBase64(s), "%q", s)
+	}
+}
+
 func BenchmarkEstimateInputTokens(b *testing.B) {
 	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"` + strings.Repeat("hello world ", 4000) + `"}]}`)
 	b.SetBytes(int64(len(body)))
