@@ -2,10 +2,9 @@ package budget
 
 import (
 	"bytes"
-	"strings"
-	"unsafe"
+	"sync"
 
-	"github.com/tidwall/gjson"
+	"github.com/posthog/llm-gateway/internal/jsonx"
 )
 
 // Token estimate constants. EstimateInputTokens is meant to be an upper bound for ordinary
@@ -53,129 +52,288 @@ var (
 // framing, and 1024 when the request defines tools. Other base64 media (PDF documents, audio)
 // stay at bytes / 3, which is above what providers charge for them.
 //
+// A body that mentions no image (neither "image" nor a \u escape anywhere) costs three byte
+// searches; any other is walked once (jsonx.Walk) to find its images.
+//
 // When the real input is larger than the estimate (e.g. text of one character per token),
 // the call can be charged more than its reservation: docs/budget.md states that bound.
 func EstimateInputTokens(op string, body []byte) int64 {
 	tokens, text := int64(baseTokens), int64(len(body))
+	tools := bytes.Contains(body, toolsKey)
 	// A name or value written with \u escapes hides from the byte searches: walk the body.
-	escaped := bytes.Contains(body, unicodeEsc)
-	if bytes.Contains(body, toolsKey) || (escaped && gjson.GetBytes(body, "tools").Exists()) {
-		tokens += toolsTokens
-	}
-	if escaped || bytes.Contains(body, imageWord) {
-		n, b64 := images(op, body)
+	if bytes.Contains(body, imageWord) || bytes.Contains(body, unicodeEsc) {
+		n, b64, walkedTools := images(op, body)
 		tokens += n * imageTokens
 		text -= b64
+		tools = tools || walkedTools
+	}
+	if tools {
+		tokens += toolsTokens
 	}
 	return tokens + (text+bytesPerToken-1)/bytesPerToken
 }
 
 // images counts the images of a request body (see EstimateInputTokens) and the bytes of
-// their base64 payloads.
-func images(op string, body []byte) (n, b64Bytes int64) {
-	add := func(isImage bool, payloadBytes int64) {
-		if isImage {
-			n++
-			b64Bytes += payloadBytes
-		}
+// their base64 payloads, in one pass over the body (jsonx.Walk), and reports whether the body
+// defines tools (a top-level "tools" member, however its name is written).
+func images(op string, body []byte) (n, b64Bytes int64, tools bool) {
+	f := finders.Get().(*imageFinder)
+	defer finders.Put(f)
+	*f = imageFinder{op: op}
+	if jsonx.Walk(body, f) != nil {
+		return 0, 0, f.tools // not a body Inspect accepted: everything counts as text
 	}
-	if len(body) == 0 {
-		return 0, 0
-	}
-	root := gjson.Parse(unsafe.String(&body[0], len(body))) // a view: ParseBytes would copy the body
-	switch op {
-	case "chat_completions":
-		root.Get("messages").ForEach(func(_, m gjson.Result) bool {
-			m.Get("content").ForEach(func(_, part gjson.Result) bool {
-				if part.Get("type").Str == "image_url" {
-					u := part.Get("image_url")
-					if u.IsObject() {
-						u = u.Get("url")
-					}
-					add(urlImage(u))
-				}
-				return true
-			})
-			return true
-		})
-	case "responses":
-		part := func(_, p gjson.Result) bool {
-			if p.Get("type").Str == "input_image" {
-				add(urlImage(p.Get("image_url")))
-			}
-			return true
-		}
-		root.Get("input").ForEach(func(k, item gjson.Result) bool {
-			part(k, item)
-			item.Get("content").ForEach(part)
-			item.Get("output").ForEach(part)
-			return true
-		})
-	case "messages", "count_tokens":
-		var block func(_, b gjson.Result) bool
-		block = func(_, b gjson.Result) bool {
-			switch b.Get("type").Str {
-			case "image":
-				src := b.Get("source")
-				switch src.Get("type").Str {
-				case "base64":
-					data := src.Get("data")
-					add(data.Type == gjson.String && wellFormedBase64(rawString(data)), int64(len(data.Raw)-2))
-				case "url":
-					add(urlImage(src.Get("url")))
-				}
-			case "tool_result":
-				b.Get("content").ForEach(func(_, inner gjson.Result) bool {
-					if inner.Get("type").Str == "image" {
-						block(inner, inner)
-					}
-					return true
-				})
-			}
-			return true
-		}
-		root.Get("messages").ForEach(func(_, m gjson.Result) bool {
-			m.Get("content").ForEach(block)
-			return true
-		})
-	}
-	return n, b64Bytes
+	return f.n, f.b64, f.tools
 }
 
-// urlImage reads an image URL: an http(s) URL is an image (its bytes stay text), a data URL
-// one when it is data:image/...;base64, followed by well-formed base64 (its bytes are the
-// image's). Anything else is text.
-func urlImage(u gjson.Result) (isImage bool, payloadBytes int64) {
-	if u.Type != gjson.String {
-		return false, 0
+// finders pools imageFinders (a stack of MaxDepth frames: too big to allocate per call).
+var finders = sync.Pool{New: func() any { return new(imageFinder) }}
+
+// Where a container sits, for the image finder: only these places hold images a provider
+// reads as images.
+type role uint8
+
+const (
+	rOther      role = iota
+	rRoot            // the request object
+	rMessages        // chat and messages: messages[]
+	rMessage         // messages[i]
+	rParts           // messages[i].content[] (chat parts, Anthropic blocks)
+	rPart            // messages[i].content[j]
+	rImageURL        // chat: a part's image_url object
+	rSource          // Anthropic: an image block's source
+	rToolResult      // Anthropic: a block's content[] (images count if the block is a tool_result)
+	rToolBlock       // Anthropic: an element of a tool_result's content[]
+	rInput           // responses: input[]
+	rItem            // responses: input[i]
+	rItemParts       // responses: input[i].content[] or input[i].output[]
+	rItemPart        // responses: an element of those
+)
+
+// Member names and "type" values the finder cares about.
+type word uint8
+
+const (
+	wOther word = iota
+	wMessages
+	wInput
+	wContent
+	wOutput
+	wType
+	wImageURL
+	wURL
+	wSource
+	wData
+	wTools
+	// "type" values
+	wImage
+	wInputImage
+	wToolResultType
+	wBase64
+)
+
+var words = map[string]word{
+	"messages": wMessages, "input": wInput, "content": wContent, "output": wOutput, "type": wType,
+	"image_url": wImageURL, "url": wURL, "source": wSource, "data": wData, "tools": wTools,
+}
+
+var typeWords = map[string]word{
+	"image_url": wImageURL, "image": wImage, "input_image": wInputImage, "tool_result": wToolResultType,
+	"base64": wBase64, "url": wURL,
+}
+
+// verdict is what an image payload turned out to be.
+type verdict struct {
+	image bool
+	b64   int64 // bytes of a base64 payload (they are not text)
+}
+
+type frame struct {
+	role   role
+	member word // the member whose value comes next (objects)
+	typ    word // the object's "type"
+	// url: a chat part's or Responses item's image_url, or a chat image_url object's url;
+	// src: the verdict of an Anthropic block's source; data, srcURL: a source's payloads.
+	url, src     verdict
+	data, srcURL []byte
+	// pendN, pendB64: images inside a block's content[], counted if the block is a tool_result.
+	pendN, pendB64 int64
+}
+
+// imageFinder is the jsonx.Visitor behind images: a stack of the open containers' roles.
+type imageFinder struct {
+	op     string
+	stack  [jsonx.MaxDepth + 1]frame
+	depth  int // frames in use
+	n, b64 int64
+	tools  bool
+}
+
+func (f *imageFinder) top() *frame { return &f.stack[f.depth-1] }
+
+func (f *imageFinder) Begin(k jsonx.Kind) {
+	r := rOther
+	if f.depth == 0 {
+		if k == jsonx.Object {
+			r = rRoot
+		}
+	} else {
+		p := f.top()
+		anthropic := f.op == "messages" || f.op == "count_tokens"
+		switch {
+		case p.role == rRoot && p.member == wMessages && k == jsonx.Array && f.op != "responses":
+			r = rMessages
+		case p.role == rRoot && p.member == wInput && k == jsonx.Array && f.op == "responses":
+			r = rInput
+		case p.role == rMessages && k == jsonx.Object:
+			r = rMessage
+		case p.role == rMessage && p.member == wContent && k == jsonx.Array:
+			r = rParts
+		case p.role == rParts && k == jsonx.Object:
+			r = rPart
+		case p.role == rPart && p.member == wImageURL && k == jsonx.Object && !anthropic:
+			r = rImageURL
+		case (p.role == rPart || p.role == rToolBlock) && p.member == wSource && k == jsonx.Object && anthropic:
+			r = rSource
+		case p.role == rPart && p.member == wContent && k == jsonx.Array && anthropic:
+			r = rToolResult
+		case p.role == rToolResult && k == jsonx.Object:
+			r = rToolBlock
+		case p.role == rInput && k == jsonx.Object:
+			r = rItem
+		case p.role == rItem && (p.member == wContent || p.member == wOutput) && k == jsonx.Array:
+			r = rItemParts
+		case p.role == rItemParts && k == jsonx.Object:
+			r = rItemPart
+		}
+		p.member = wOther
 	}
-	s := rawString(u)
+	f.stack[f.depth] = frame{role: r}
+	f.depth++
+}
+
+func (f *imageFinder) Name(name []byte) {
+	fr := f.top()
+	fr.member = words[string(name)]
+	if fr.role == rRoot && fr.member == wTools {
+		f.tools = true
+	}
+}
+
+func (f *imageFinder) Scalar(k jsonx.Kind, raw []byte) {
+	if f.depth == 0 {
+		return
+	}
+	fr := f.top()
+	member := fr.member
+	fr.member = wOther
+	if k != jsonx.String || fr.role == rOther || fr.role == rRoot {
+		return
+	}
+	switch member {
+	case wType:
+		var buf [32]byte
+		if len(raw) <= len(buf) {
+			fr.typ = typeWords[string(jsonx.AppendUnquoted(buf[:0], raw))]
+		}
+	case wImageURL:
+		if fr.role == rPart || fr.role == rItem || fr.role == rItemPart {
+			fr.url = urlImage(raw)
+		}
+	case wURL:
+		switch fr.role {
+		case rImageURL:
+			fr.url = urlImage(raw)
+		case rSource:
+			fr.srcURL = raw
+		}
+	case wData:
+		if fr.role == rSource {
+			fr.data = raw
+		}
+	}
+}
+
+func (f *imageFinder) count(v verdict) {
+	if v.image {
+		f.n++
+		f.b64 += v.b64
+	}
+}
+
+func (f *imageFinder) End() {
+	fr := f.top()
+	f.depth--
+	var parent *frame
+	if f.depth > 0 {
+		parent = f.top()
+	}
+	switch fr.role {
+	case rImageURL:
+		parent.url = fr.url
+	case rSource:
+		switch fr.typ {
+		case wBase64:
+			if len(fr.data) >= 2 && wellFormedBase64(fr.data[1:len(fr.data)-1]) {
+				parent.src = verdict{image: true, b64: int64(len(fr.data) - 2)}
+			}
+		case wURL:
+			parent.src = urlImage(fr.srcURL)
+		}
+	case rPart:
+		switch {
+		case fr.typ == wImageURL && f.op == "chat_completions":
+			f.count(fr.url)
+		case fr.typ == wImage:
+			f.count(fr.src)
+		case fr.typ == wToolResultType:
+			f.n, f.b64 = f.n+fr.pendN, f.b64+fr.pendB64
+		}
+	case rToolBlock:
+		if fr.typ == wImage && fr.src.image && f.depth >= 2 {
+			block := &f.stack[f.depth-2] // the block whose content[] this is
+			block.pendN, block.pendB64 = block.pendN+1, block.pendB64+fr.src.b64
+		}
+	case rItem, rItemPart:
+		if fr.typ == wInputImage {
+			f.count(fr.url)
+		}
+	}
+}
+
+// urlImage reads an image URL (a raw JSON string): an http(s) URL is an image (its bytes stay
+// text), a data URL one when it is data:image/...;base64, followed by well-formed base64 (its
+// bytes are the image's). Anything else is text. A URL written with escapes is never
+// well-formed: base64 and URLs need none.
+func urlImage(raw []byte) verdict {
+	if len(raw) < 2 {
+		return verdict{}
+	}
+	s := raw[1 : len(raw)-1]
 	switch {
-	case strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://"):
-		return true, 0
-	case strings.HasPrefix(s, "data:image/"):
-		comma := strings.IndexByte(s, ',')
-		if comma < 0 || !strings.HasSuffix(s[:comma], ";base64") || !wellFormedBase64(s[comma+1:]) {
-			return false, 0
+	case bytes.HasPrefix(s, httpsPrefix) || bytes.HasPrefix(s, httpPrefix):
+		return verdict{image: true}
+	case bytes.HasPrefix(s, dataImagePrefix):
+		comma := bytes.IndexByte(s, ',')
+		if comma < 0 || !bytes.HasSuffix(s[:comma], base64Marker) || !wellFormedBase64(s[comma+1:]) {
+			return verdict{}
 		}
-		return true, int64(len(s))
+		return verdict{image: true, b64: int64(len(s))}
 	}
-	return false, 0
+	return verdict{}
 }
 
-// rawString is a string value's bytes as written (without its quotes, escapes not decoded):
-// base64 and URLs never need escapes, so one written with escapes is not well-formed.
-func rawString(v gjson.Result) string {
-	if len(v.Raw) < 2 {
-		return ""
-	}
-	return v.Raw[1 : len(v.Raw)-1]
-}
+var (
+	httpsPrefix     = []byte("https://")
+	httpPrefix      = []byte("http://")
+	dataImagePrefix = []byte("data:image/")
+	base64Marker    = []byte(";base64")
+)
 
 // wellFormedBase64 reports whether s is standard base64 (RFC 4648 alphabet, at most two '='
 // of padding at the end, a length that encodes whole bytes), the only encoding the providers
 // accept for image data.
-func wellFormedBase64(s string) bool {
+func wellFormedBase64(s []byte) bool {
 	end := len(s)
 	for pad := 0; pad < 2 && end > 0 && s[end-1] == '='; pad++ {
 		end--

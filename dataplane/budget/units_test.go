@@ -209,7 +209,7 @@ func TestWellFormedBase64(t *testing.T) {
 		"": false, "QQ==": true, "QUI=": true, "QUJD": true, "QUJDRA": true, "QUJDR": false, "Q===": false,
 		"QQ=": false, "QQ": true, "QU I=": false, "QUI\\=": false, "QU-_": false, "=QUI": false,
 	} {
-		require.Equal(t, want, wellFormedBase64(s), "%q", s)
+		require.Equal(t, want, wellFormedBase64([]byte(s)), "%q", s)
 	}
 }
 
@@ -218,5 +218,16 @@ func BenchmarkEstimateInputTokens(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		EstimateInputTokens("chat_completions", body)
+	}
+}
+
+// A message with one 200 kB base64 image next to text: the walk that finds the image runs.
+func BenchmarkEstimateInputTokensImage(b *testing.B) {
+	png := base64.StdEncoding.EncodeToString(append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7}, 150_000)...))
+	body := []byte(`{"model":"claude","max_tokens":100,"messages":[{"role":"user","content":[{"type":"text","text":"` + strings.Repeat("hello world ", 4000) +
+		`"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + png + `"}}]}]}`)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		EstimateInputTokens("messages", body)
 	}
 }

@@ -661,3 +661,131 @@ func digits(b []byte, i int) int {
 	}
 	return i
 }
+
+// Visitor receives the tokens of a document from Walk.
+type Visitor interface {
+	// Begin starts an object or an array (kind); End ends the innermost one.
+	Begin(kind Kind)
+	End()
+	// Name is the next object member's name, decoded (valid only during the call); the
+	// member's value follows.
+	Name(name []byte)
+	// Scalar is a string, number, true, false or null value: its kind and raw JSON text (a
+	// string with its quotes and escapes as written).
+	Scalar(kind Kind, raw []byte)
+}
+
+// Walk reports the tokens of b to v in document order, in one iterative pass. It stops at the
+// first syntax error and at nesting deeper than MaxDepth, returning an *Error, but it does not
+// look for duplicate names: it is meant for documents Scan accepted.
+func Walk(b []byte, v Visitor) error {
+	var open [MaxDepth]byte
+	var nameBuf []byte // decoded escaped names (allocated only when there are some)
+	depth := 0
+	i := skipWS(b, 0)
+	var err error
+value:
+	if i >= len(b) {
+		return unexpected(b, i, "a value")
+	}
+	switch c := b[i]; c {
+	case '{', '[':
+		if depth == MaxDepth {
+			return &Error{Code: TooDeep, Offset: i, Depth: depth + 1,
+				Msg: fmt.Sprintf("arrays and objects nest deeper than %d levels", MaxDepth)}
+		}
+		open[depth] = c
+		depth++
+		v.Begin(kindOf(c))
+		i = skipWS(b, i+1)
+		if c == '{' {
+			if i < len(b) && b[i] == '}' {
+				depth, i = depth-1, i+1
+				v.End()
+				goto end
+			}
+			goto key
+		}
+		if i < len(b) && b[i] == ']' {
+			depth, i = depth-1, i+1
+			v.End()
+			goto end
+		}
+		goto value
+	default:
+		start := i
+		switch c {
+		case '"':
+			i, err = scanString(b, i+1)
+		case 't':
+			if !bytes.HasPrefix(b[i:], litTrue) {
+				return unexpected(b, i, "a value")
+			}
+			i += len(litTrue)
+		case 'f':
+			if !bytes.HasPrefix(b[i:], litFalse) {
+				return unexpected(b, i, "a value")
+			}
+			i += len(litFalse)
+		case 'n':
+			if !bytes.HasPrefix(b[i:], litNull) {
+				return unexpected(b, i, "a value")
+			}
+			i += len(litNull)
+		default:
+			var ok bool
+			if i, ok = scanNumber(b, i); !ok {
+				err = unexpected(b, i, "a value")
+			}
+		}
+		if err != nil {
+			return err
+		}
+		v.Scalar(kindOf(c), b[start:i])
+	}
+end:
+	i = skipWS(b, i)
+	if depth == 0 {
+		if i != len(b) {
+			return syntaxErr(i, "invalid character %s after the top-level value", quoteChar(b[i]))
+		}
+		return nil
+	}
+	if i < len(b) {
+		switch c := b[i]; {
+		case c == ',':
+			i = skipWS(b, i+1)
+			if open[depth-1] == '{' {
+				goto key
+			}
+			goto value
+		case c == '}' && open[depth-1] == '{', c == ']' && open[depth-1] == '[':
+			depth, i = depth-1, i+1
+			v.End()
+			goto end
+		}
+	}
+	return unexpected(b, i, "',' or the end of an array or object")
+key:
+	if i >= len(b) || b[i] != '"' {
+		return unexpected(b, i, "a member name (a string)")
+	}
+	{
+		start := i + 1
+		if i, err = scanString(b, start); err != nil {
+			return err
+		}
+		nm := b[start : i-1]
+		if bytes.IndexByte(nm, '\\') >= 0 {
+			nameBuf, _, _ = decodeString(nameBuf[:0], b, start, false)
+			nm = nameBuf
+		}
+		v.Name(nm)
+	}
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return unexpected(b, i, "':' after a member name")
+	}
+	i = skipWS(b, i+1)
+	goto value
+}

@@ -306,3 +306,117 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 }
+
+// treeBuilder rebuilds a document from Walk's tokens.
+type treeBuilder struct {
+	stack []any    // open containers: *[]any or map[string]any
+	names []string // the pending member name per open object
+	root  any
+	done  bool
+}
+
+func (t *treeBuilder) put(v any) {
+	if len(t.stack) == 0 {
+		t.root, t.done = v, true
+		return
+	}
+	switch c := t.stack[len(t.stack)-1].(type) {
+	case *[]any:
+		*c = append(*c, v)
+	case map[string]any:
+		c[t.names[len(t.names)-1]] = v
+	}
+}
+
+func (t *treeBuilder) Begin(k Kind) {
+	if k == Object {
+		t.stack = append(t.stack, map[string]any{})
+	} else {
+		t.stack = append(t.stack, &[]any{})
+	}
+	t.names = append(t.names, "")
+}
+
+func (t *treeBuilder) End() {
+	c := t.stack[len(t.stack)-1]
+	t.stack, t.names = t.stack[:len(t.stack)-1], t.names[:len(t.names)-1]
+	if a, ok := c.(*[]any); ok {
+		t.put(*a)
+		return
+	}
+	t.put(c)
+}
+
+func (t *treeBuilder) Name(n []byte) { t.names[len(t.names)-1] = string(n) }
+
+func (t *treeBuilder) Scalar(k Kind, raw []byte) {
+	switch k {
+	case String:
+		t.put(string(AppendUnquoted(nil, raw)))
+	case Number:
+		t.put(json.Number(raw))
+	case True:
+		t.put(true)
+	case False:
+		t.put(false)
+	case Null:
+		t.put(nil)
+	}
+}
+
+func TestWalk(t *testing.T) {
+	for _, s := range []string{`{}`, `[]`, `{"a":[1,{"b":null,"c\u0064":"x\ny"}],"e":[[]],"f":true,"g":-1.5e3}`, `"s"`, ` 5 `} {
+		var tb treeBuilder
+		require.NoError(t, Walk([]byte(s), &tb), s)
+		require.True(t, tb.done)
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		var want any
+		require.NoError(t, dec.Decode(&want))
+		require.Equal(t, normalizeEmpty(want), normalizeEmpty(tb.root), s)
+	}
+	var tb treeBuilder
+	err := Walk([]byte(strings.Repeat("[", 100<<20)), &tb)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, TooDeep, e.Code)
+	require.Error(t, Walk([]byte(`{"a":1,}`), &treeBuilder{}))
+}
+
+// normalizeEmpty makes empty and nil slices equal, at any depth.
+func normalizeEmpty(v any) any {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, 0, len(v))
+		for _, e := range v {
+			out = append(out, normalizeEmpty(e))
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range v {
+			out[k] = normalizeEmpty(e)
+		}
+		return out
+	}
+	return v
+}
+
+// FuzzWalk: for a document Scan accepts, Walk's tokens rebuild what encoding/json decodes.
+func FuzzWalk(f *testing.F) {
+	for _, s := range []string{`{"a":[1,{"b":null}],"c":"\u00e9"}`, `[[],{}]`, `{"\u0061":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := Scan(b, nil); err != nil {
+			return
+		}
+		var tb treeBuilder
+		require.NoError(t, Walk(b, &tb))
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var want any
+		require.NoError(t, dec.Decode(&want))
+		require.Equal(t, normalizeEmpty(want), normalizeEmpty(tb.root))
+	})
+}
