@@ -109,7 +109,11 @@ func Inspect(op Operation, body []byte) (*RequestInfo, error) {
 		return nil, reqErr("model", "you must provide a model parameter")
 	}
 	var buf [64]byte
-	info := &RequestInfo{Model: string(jsonx.AppendUnquoted(buf[:0], model.Value)), N: 1}
+	name, ok := jsonx.AppendUnquotedStrict(buf[:0], model.Value)
+	if !ok {
+		return nil, reqErr("model", "model must be valid Unicode (it has an unpaired surrogate escape)")
+	}
+	info := &RequestInfo{Model: string(name), N: 1}
 	if info.Stream, err = boolField(&top[mStream]); err != nil {
 		return nil, err
 	}
@@ -159,7 +163,7 @@ func Inspect(op Operation, body []byte) (*RequestInfo, error) {
 			return nil, err
 		}
 		if doc.EscapedNames {
-			info.CacheWrite, info.CacheWrite1h = cacheControlWalk(JSONView(body))
+			info.CacheWrite, info.CacheWrite1h = cacheControlWalk(body)
 		} else {
 			info.CacheWrite, info.CacheWrite1h = cacheControl(body)
 		}
@@ -363,22 +367,58 @@ func cacheControl(body []byte) (write, write1h bool) {
 }
 
 // cacheControlWalk is cacheControl for a body with escaped member names, which a byte search
-// for the literal name would miss: it visits every object (the body passed jsonx.Scan, so
-// the recursion is at most jsonx.MaxDepth deep).
-func cacheControlWalk(v gjson.Result) (write, write1h bool) {
-	v.ForEach(func(k, e gjson.Result) bool {
-		if k.Type == gjson.String && k.Str == "cache_control" && e.IsObject() {
-			write = true
-			if ttl := e.Get("ttl"); ttl.Type == gjson.String && ttl.Str == "1h" {
-				write1h = true
-			}
-		} else if e.IsObject() || e.IsArray() {
-			w, h := cacheControlWalk(e)
-			write, write1h = write || w, write1h || h
-		}
-		return !write1h
-	})
-	return write, write1h
+// for the literal name would miss: one jsonx.Walk over the body, names and values decoded.
+func cacheControlWalk(body []byte) (write, write1h bool) {
+	var f ccFinder
+	if jsonx.Walk(body, &f) != nil {
+		return false, false
+	}
+	return f.write, f.write1h
+}
+
+// ccFinder is the jsonx.Visitor of cacheControlWalk.
+type ccFinder struct {
+	// Per open container: whether it is a cache_control object, and the member whose value
+	// comes next (1: cache_control, 2: ttl).
+	cc             [jsonx.MaxDepth + 1]bool
+	member         [jsonx.MaxDepth + 1]uint8
+	depth          int
+	write, write1h bool
+}
+
+func (f *ccFinder) Begin(k jsonx.Kind) {
+	cc := k == jsonx.Object && f.depth > 0 && f.member[f.depth-1] == 1
+	if f.depth > 0 {
+		f.member[f.depth-1] = 0
+	}
+	f.write = f.write || cc
+	f.cc[f.depth], f.member[f.depth] = cc, 0
+	f.depth++
+}
+
+func (f *ccFinder) End() { f.depth-- }
+
+func (f *ccFinder) Name(name []byte) {
+	switch string(name) {
+	case "cache_control":
+		f.member[f.depth-1] = 1
+	case "ttl":
+		f.member[f.depth-1] = 2
+	default:
+		f.member[f.depth-1] = 0
+	}
+}
+
+func (f *ccFinder) Scalar(k jsonx.Kind, raw []byte) {
+	if f.depth == 0 {
+		return
+	}
+	d := f.depth - 1
+	if f.cc[d] && f.member[d] == 2 && k == jsonx.String && len(raw) <= 16 {
+		var buf [16]byte
+		f.write1h = f.write1h || string(jsonx.AppendUnquoted(buf[:0], raw)) == "1h"
+	}
+	f.member[d] = 0
 }
 
 // escaped reports whether the quote at body[i] is escaped by an odd run of backslashes.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -72,6 +73,7 @@ func TestInspectRejects(t *testing.T) {
 		{"no model", OpChatCompletions, `{"messages":[]}`, "model", "model parameter"},
 		{"empty model", OpChatCompletions, `{"model":""}`, "model", "model parameter"},
 		{"number model", OpChatCompletions, `{"model":5}`, "model", "must be a string"},
+		{"lone surrogate model", OpChatCompletions, `{"model":"gpt-4o\ud800"}`, "model", "valid Unicode"},
 		{"129 arrays", OpChatCompletions, deep("[", "]", 128), "", "deeper than 128"},
 		{"129 objects", OpMessages, deep(`{"a":`, "}", 128), "", "deeper than 128"},
 		{"duplicate model", OpChatCompletions, `{"model":"gpt-4o-mini","messages":[],"model":"gpt-4o"}`, "model", "more than once"},
@@ -249,6 +251,14 @@ func checkDifferential(t *testing.T, op Operation, body []byte, defaultMax, maxM
 		w, h := oracleCacheControl(sent)
 		require.Equal(t, w, info.CacheWrite, "cache write")
 		require.Equal(t, h, info.CacheWrite1h, "cache write 1h")
+		// Both ways of finding cache_control agree with the oracle (Inspect uses the walk only
+		// when some name is escaped).
+		ww, wh := cacheControlWalk(body)
+		require.Equal(t, [2]bool{w, h}, [2]bool{ww, wh}, "cache_control walk")
+		if !bytes.Contains(body, []byte(`\u`)) {
+			bw, bh := cacheControl(body)
+			require.Equal(t, [2]bool{w, h}, [2]bool{bw, bh}, "cache_control byte search")
+		}
 	}
 
 	// gjson (first member wins) reads every top-level member as encoding/json does.
@@ -257,10 +267,19 @@ func checkDifferential(t *testing.T, op Operation, body []byte, defaultMax, maxM
 	for k, v := range plain {
 		got := gjson.GetBytes(out, gjson.Escape(k))
 		require.True(t, got.Exists(), k)
+		if surrogateEscape.MatchString(got.Raw) {
+			// Parsers disagree on unpaired surrogates (encoding/json: U+FFFD, gjson: U+FFFD and
+			// it drops an escape that follows, Python: the lone surrogate). None of the values
+			// the gateway acts on can have one (model is refused with one), so only where the
+			// member is is compared.
+			continue
+		}
 		require.True(t, reflect.DeepEqual(normalize(v), normalize(got.Value())), "member %q: %v vs %v", k, v, got.Value())
 	}
 	return true
 }
+
+var surrogateEscape = regexp.MustCompile(`\\u[dD][89a-fA-F]`)
 
 func decode(t *testing.T, b []byte) map[string]any {
 	t.Helper()

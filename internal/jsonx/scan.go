@@ -586,7 +586,7 @@ func decodeString(dst, b []byte, i int, strict bool) ([]byte, int, error) {
 					r = dec
 					i += 6
 				} else if strict {
-					return dst, i - 6, syntaxErr(i-6, "unpaired surrogate escape in a member name")
+					return dst, i - 6, syntaxErr(i-6, "unpaired surrogate escape in a member name or a value that must be valid Unicode")
 				} else {
 					r = utf8.RuneError
 				}
@@ -619,6 +619,20 @@ func AppendUnquoted(dst, raw []byte) []byte {
 	}
 	dst, _, _ = decodeString(dst, raw, 1, false)
 	return dst
+}
+
+// AppendUnquotedStrict is AppendUnquoted for a string that must be valid Unicode: ok is false
+// when raw has an unpaired surrogate escape (parsers disagree on what that is: encoding/json
+// reads U+FFFD, Python keeps the lone surrogate).
+func AppendUnquotedStrict(dst, raw []byte) (out []byte, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return dst, false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return append(dst, raw[1:len(raw)-1]...), true
+	}
+	out, _, err := decodeString(dst, raw, 1, true)
+	return out, err == nil
 }
 
 // scanNumber returns the index after the number at b[i] (RFC 8259 grammar), or false.

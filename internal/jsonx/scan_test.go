@@ -192,6 +192,11 @@ func TestAppendUnquoted(t *testing.T) {
 		var ref string
 		require.NoError(t, json.Unmarshal([]byte(raw), &ref))
 		require.Equal(t, ref, want, "agrees with encoding/json")
+		strict, ok := AppendUnquotedStrict(nil, []byte(raw))
+		require.Equal(t, !strings.Contains(raw, `\ud800`), ok, raw)
+		if ok {
+			require.Equal(t, want, string(strict))
+		}
 	}
 }
 
