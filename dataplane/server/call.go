@@ -157,15 +157,18 @@ func (c *call) applyLimits() bool {
 	return true
 }
 
-// failRequest answers a request the gateway refuses as invalid (400), with the field at
-// fault when the error names one (*provider.RequestError).
+// failRequest answers a request the gateway refuses as invalid (400, with the field at fault
+// when the error names one: *provider.RequestError). Any other error is the gateway's own (a
+// body edit failing on a body Inspect accepted): 500, the detail only in the log.
 func (c *call) failRequest(err error) {
 	var re *provider.RequestError
 	if errors.As(err, &re) {
 		c.fail(errInvalidRequest(re.Message, re.Param), 0)
 		return
 	}
-	c.fail(errInvalidRequest(err.Error(), ""), 0)
+	c.g.log.Error("could not edit the request body", "request_id", c.rec.RequestID, "error", err)
+	c.fail(gatewayErr(http.StatusInternalServerError, provider.AnthropicAPIError, provider.OpenAIServerError, "internal_error", "",
+		"the gateway could not prepare the request body"), 0)
 }
 
 // clientGone marks the call as abandoned by the client.
