@@ -158,7 +158,8 @@ type LLMRouteStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=llmr;route,categories=llmgateway
+// +kubebuilder:resource:shortName=llmr,categories=llmgateway
+// +kubebuilder:metadata:annotations="argocd.argoproj.io/sync-wave=-1"
 // +kubebuilder:printcolumn:name="Shape",type=string,JSONPath=`.spec.shape`
 // +kubebuilder:printcolumn:name="Backends",type=string,JSONPath=`.spec.backends[*].name`
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`

@@ -249,7 +249,8 @@ type TeamBudgetStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=tb;budget,categories=llmgateway
+// +kubebuilder:resource:shortName=llmtb,categories=llmgateway
+// +kubebuilder:metadata:annotations="argocd.argoproj.io/sync-wave=-1"
 // +kubebuilder:printcolumn:name="Team",type=string,JSONPath=`.spec.team`
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.clusterDefault`,priority=1
 // +kubebuilder:printcolumn:name="Spent",type=string,JSONPath=`.status.spent`

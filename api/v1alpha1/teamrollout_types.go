@@ -130,7 +130,8 @@ type TeamRolloutStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=tr;rollout,categories=llmgateway
+// +kubebuilder:resource:shortName=llmtr,categories=llmgateway
+// +kubebuilder:metadata:annotations="argocd.argoproj.io/sync-wave=-1"
 // +kubebuilder:printcolumn:name="Team",type=string,JSONPath=`.spec.team`
 // +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.spec.stage`
 // +kubebuilder:printcolumn:name="Canary",type=integer,JSONPath=`.spec.canaryPercent`
