@@ -2,9 +2,11 @@ package chart
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,4 +172,32 @@ func TestShortNamesAreUnambiguous(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, got)
+}
+
+var latestImage = regexp.MustCompile(`(?m)(image:\s*["']?[^\s"']+:latest\b|newTag:\s*["']?latest\b)`)
+
+// Nothing the repository ships installs a moving :latest image: not the chart's rendered
+// containers, not a manifest or kustomization under config/ or docs/examples.
+func TestNoManifestShipsLatest(t *testing.T) {
+	for _, set := range [][]string{nil, {"redis.deploy=true"}} {
+		for _, o := range renderAsArgoCD(t, "llm", set...) {
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			for _, c := range containers {
+				image := c.(map[string]any)["image"].(string)
+				_, tag, _ := strings.Cut(image[strings.LastIndex(image, "/")+1:], ":")
+				require.True(t, tag != "" && tag != "latest", "%s %s runs %s", o.GetKind(), o.GetName(), image)
+			}
+		}
+	}
+	for _, dir := range []string{"config", filepath.Join("docs", "examples")} {
+		require.NoError(t, filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Empty(t, latestImage.FindAllString(string(data), -1), path)
+			return nil
+		}))
+	}
 }
