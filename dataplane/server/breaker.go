@@ -8,12 +8,6 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
-// Circuit breaker defaults when the backend sets none.
-const (
-	defaultBreakerFailures = 5
-	defaultBreakerCooldown = 30 * time.Second
-)
-
 // Clock is the time source of breakers, injected in tests.
 type Clock func() time.Time
 
@@ -40,10 +34,10 @@ func NewBreaker(cfg snapshot.CircuitBreaker, now Clock, onChange func(state int)
 		now: now, onChange: onChange,
 	}
 	if b.failuresToOpen <= 0 {
-		b.failuresToOpen = defaultBreakerFailures
+		b.failuresToOpen = snapshot.DefaultBreakerFailures
 	}
 	if b.cooldown <= 0 {
-		b.cooldown = defaultBreakerCooldown
+		b.cooldown = snapshot.DefaultBreakerCooldown
 	}
 	return b
 }

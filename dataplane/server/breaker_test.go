@@ -69,12 +69,12 @@ func TestBreakerReleaseFreesTheProbe(t *testing.T) {
 func TestBreakerDefaults(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	b := NewBreaker(snapshot.CircuitBreaker{}, clk.Now, nil)
-	for range defaultBreakerFailures - 1 {
+	for range snapshot.DefaultBreakerFailures - 1 {
 		b.Failure(false, 0)
 	}
 	require.True(t, b.Allow())
 	b.Failure(false, 0)
 	require.False(t, b.Allow())
-	clk.Advance(defaultBreakerCooldown)
+	clk.Advance(snapshot.DefaultBreakerCooldown)
 	require.True(t, b.Allow())
 }

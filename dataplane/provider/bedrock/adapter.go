@@ -40,7 +40,8 @@ type Adapter struct {
 
 // New returns the adapter of a Bedrock backend. It needs a region, and either a Bedrock API
 // key (Credentials.BearerToken, sent as a bearer token) or static AWS keys (SigV4, with the
-// session token when set). The endpoint defaults to bedrock-runtime.<region>.amazonaws.com.
+// session token when set). The endpoint defaults to
+// Bedrock Runtime in the region (snapshot.DefaultEndpoint).
 func New(b *snapshot.Backend, opts provider.Options) (*Adapter, error) {
 	if b.Region == "" {
 		return nil, fmt.Errorf("bedrock backend %s: no region", b.Name)
@@ -49,7 +50,7 @@ func New(b *snapshot.Backend, opts provider.Options) (*Adapter, error) {
 	if c.BearerToken == "" && (c.AWSAccessKeyID == "" || c.AWSSecretAccessKey == "") {
 		return nil, fmt.Errorf("bedrock backend %s: needs a Bedrock API key or an AWS access key id and secret", b.Name)
 	}
-	base, err := provider.BaseEndpoint(b.Endpoint, "https://bedrock-runtime."+b.Region+".amazonaws.com", "")
+	base, err := provider.BaseEndpoint(b.Endpoint, snapshot.DefaultEndpoint(snapshot.ProviderBedrock, b.Region), "")
 	if err != nil {
 		return nil, fmt.Errorf("bedrock backend %s: %w", b.Name, err)
 	}
