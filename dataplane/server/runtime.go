@@ -137,7 +137,7 @@ func (g *Gateway) newBackend(b *snapshot.Backend) (*backendRT, error) {
 		be.transport = newUpstreamTransport(be.connect, nil)
 	}
 	name := b.Name
-	be.breaker = NewBreaker(b.CircuitBreaker, g.now, func(state int) {
+	be.breaker = NewBreaker(b.CircuitBreaker, g.clock, func(state int) {
 		g.metrics.CircuitState.WithLabelValues(name).Set(float64(state))
 	})
 	g.metrics.CircuitState.WithLabelValues(name).Set(0)

@@ -131,7 +131,7 @@ func contains(list []string, s string) bool {
 
 // Error classifies an error response (see Classify).
 func (a *Adapter) Error(c *provider.Call, status int, header http.Header, body []byte) *provider.UpstreamError {
-	return Classify(status, header, body, a.opts.Clock()())
+	return Classify(status, header, body, a.opts.Now())
 }
 
 // Parse reads a non-streaming body; the client gets the upstream bytes unchanged.

@@ -168,7 +168,7 @@ func (a *Adapter) authorize(ctx context.Context, req *http.Request, body []byte)
 		return nil
 	}
 	sum := sha256.Sum256(body)
-	err := a.signer.SignHTTP(ctx, a.creds, req, hex.EncodeToString(sum[:]), SigningName, a.backend.Region, a.opts.Clock()())
+	err := a.signer.SignHTTP(ctx, a.creds, req, hex.EncodeToString(sum[:]), SigningName, a.backend.Region, a.opts.Now())
 	if err != nil {
 		return fmt.Errorf("bedrock: sign request: %w", err)
 	}
@@ -177,7 +177,7 @@ func (a *Adapter) authorize(ctx context.Context, req *http.Request, body []byte)
 
 // Error classifies an error response; its Body is Anthropic-shaped (see Classify).
 func (a *Adapter) Error(c *provider.Call, status int, header http.Header, body []byte) *provider.UpstreamError {
-	return Classify(status, header, body, a.opts.Clock()())
+	return Classify(status, header, body, a.opts.Now())
 }
 
 // Parse reads a non-streaming body. A Messages body is already an Anthropic Message (usage
