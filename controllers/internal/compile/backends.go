@@ -130,7 +130,10 @@ func circuitBreaker(v *verdict, cb *v1alpha1.CircuitBreakerSpec) snapshot.Circui
 	return out
 }
 
-// credentials reads the provider's fixed keys from the backend's Secret.
+// credentials reads the provider's fixed keys from the backend's Secret. Which keys a provider
+// needs is a compiler rule (it needs the Secret, so no CRD rule can say it), reported as
+// ResolvedRefs=False; the snapshot's Backend.Validate checks the credentials again as its
+// backstop.
 func (c *compiler) credentials(v *verdict, b *v1alpha1.ProviderBackend) snapshot.Credentials {
 	ns, name := b.Namespace, b.Spec.CredentialsSecretRef.Name
 	const field = "spec.credentialsSecretRef"
