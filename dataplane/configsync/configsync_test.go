@@ -383,3 +383,22 @@ func TestStateIsDurableBeforeVersionIsServed(t *testing.T) {
 	require.Equal(t, map[string]string{v1: v1, v2: v2, v4: v4}, tg.onDisk,
 		"when a version is served, the state file already holds it")
 }
+
+// TestRefusedFirstSnapshotLeavesNoState: a pod whose first snapshot fails to apply has no
+// last-known-good one, so none may be left on disk for its next start.
+func TestRefusedFirstSnapshotLeavesNoState(t *testing.T) {
+	op := newOperator("secret")
+	v1, b1 := sealed(t, 1)
+	op.set(v1, b1)
+	srv := httptest.NewServer(op)
+	defer srv.Close()
+	dir := t.TempDir()
+	tg := &target{refuse: map[string]bool{v1: true}}
+	require.NoError(t, newSyncer(t, srv.URL, tg, dir).poll(context.Background(), 0))
+	_, rejected := tg.state()
+	require.Equal(t, []string{v1}, rejected)
+	require.NoFileExists(t, filepath.Join(dir, StateFile))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "no temporary file is left behind either")
+}

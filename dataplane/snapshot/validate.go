@@ -127,6 +127,9 @@ func (s *Snapshot) Validate() error {
 	return nil
 }
 
+// validateContent checks every rule of the contract and returns all problems, joined, one per
+// rule and object.
+//
 // Validation works like a compiler's intermediate representation: each type checks its own
 // fields (its Validate method) and the snapshot checks what spans objects (cross-references):
 // names unique within their kind, one owner for each model name, alias, prefix, product and
@@ -139,7 +142,6 @@ func (s *Snapshot) Validate() error {
 // Where the compiler needs one of these rules on a spec value, it calls the predicate exported
 // here (HTTPURL, IsDNSLabel, ValidProduct, IsFailoverClass, Shape.Valid, ShapeOf) rather than
 // writing its own.
-
 func (s *Snapshot) validateContent() error {
 	var p problems
 	backends := s.validateBackends(&p)
