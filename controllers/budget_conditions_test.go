@@ -21,6 +21,7 @@ import (
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
 	"github.com/posthog/llm-gateway/controllers/internal/compile"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 func conditionSpec() v1alpha1.TeamBudgetSpec {
@@ -233,7 +234,8 @@ func (f *fakeReader) BudgetState(context.Context, string, time.Time) (BudgetStat
 func TestTeamBudgetStatusTransitions(t *testing.T) {
 	now := time.Date(2026, 3, 4, 10, 15, 0, 0, time.UTC)
 	reader := &fakeReader{}
-	o := &Operator{budgetState: reader, budgetRefresh: DefaultBudgetRefresh, now: func() time.Time { return now }}
+	clk := clock.NewFake(now)
+	o := &Operator{budgetState: reader, budgetRefresh: DefaultBudgetRefresh, clock: clk}
 	b := &v1alpha1.TeamBudget{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ai", Generation: 3}, Spec: conditionSpec()}
 	spend := func(day, hour int64) {
 		reader.state = BudgetState{
@@ -298,6 +300,7 @@ func TestTeamBudgetStatusTransitions(t *testing.T) {
 	require.Equal(t, v1alpha1.PhaseRunawayTripped, b.Status.Phase)
 
 	now = now.Add(3 * time.Second) // the cooldown is over: the gateway's trip record stays
+	clk.Set(now)
 	trip := reader.state.LastTrip
 	spend(100e6, 11e6)
 	reader.state.LastTrip = trip
@@ -342,6 +345,7 @@ func TestTeamBudgetStatusTransitions(t *testing.T) {
 
 	// A new day: the Hard limit has reset.
 	now = time.Date(2026, 3, 5, 0, 0, 1, 0, time.UTC)
+	clk.Set(now)
 	spend(0, 0)
 	_, events = reconcile()
 	require.Equal(t, []string{"Normal WithinHardLimits", "Normal WithinSoftLimits"}, events)

@@ -35,6 +35,7 @@ import (
 	"github.com/posthog/llm-gateway/controllers/internal/compile"
 	"github.com/posthog/llm-gateway/controllers/internal/publish"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 // NewScheme returns a scheme with the Kubernetes built-in kinds and the llm-gateway kinds.
@@ -72,8 +73,8 @@ type Options struct {
 	// ReplicaID names this operator replica in the gateway pod reports replicas share
 	// (default: $POD_NAME, else the host name, which is the pod name in a cluster).
 	ReplicaID string
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
+	// Clock is the clock (the wall clock when nil).
+	Clock clock.Clock
 }
 
 // Operator is the set of components Setup added to a manager.
@@ -83,8 +84,11 @@ type Operator struct {
 	world         *world
 	budgetState   BudgetStateReader
 	budgetRefresh time.Duration
-	now           func() time.Time
+	clock         clock.Clock
 }
+
+// now reads the operator's clock.
+func (o *Operator) now() time.Time { return o.clock.Now() }
 
 // Setup adds the operator to mgr: the snapshot reconciler and server (on every replica), the
 // status reconcilers and the snapshot Secret writer (on the leader). Before returning it loads
@@ -110,17 +114,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 	if opts.OperatorNamespace == "" {
 		return nil, errors.New("the operator namespace is required (--snapshot-secret-namespace or POD_NAMESPACE)")
 	}
-	o := &Operator{world: newWorld(), budgetState: opts.BudgetState, budgetRefresh: opts.BudgetRefresh, now: opts.Now}
-	if o.now == nil {
-		o.now = time.Now
-	}
+	o := &Operator{world: newWorld(), budgetState: opts.BudgetState, budgetRefresh: opts.BudgetRefresh, clock: clock.Or(opts.Clock)}
 	if o.budgetRefresh <= 0 {
 		o.budgetRefresh = DefaultBudgetRefresh
 	}
 	log := mgr.GetLogger().WithName("snapshot")
 	o.server = publish.New(publish.Options{
 		Token:             token,
-		Now:               o.now,
+		Clock:             o.clock,
 		OnReplicasChanged: o.replicasChanged,
 		Log:               log.WithName("server"),
 	})
@@ -133,7 +134,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 			return nil, fmt.Errorf("replica id: %w", err)
 		}
 	}
-	o.share = newReplicaShare(mgr.GetClient(), mgr.GetAPIReader(), opts.OperatorNamespace, opts.ReplicaID, o.server, o.now, log.WithName("replicas"))
+	o.share = newReplicaShare(mgr.GetClient(), mgr.GetAPIReader(), opts.OperatorNamespace, opts.ReplicaID, o.server, o.clock, log.WithName("replicas"))
 	o.share.onChange = o.world.notify
 	if err := mgr.Add(o.share); err != nil {
 		return nil, fmt.Errorf("add the replica report sharer: %w", err)

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/posthog/llm-gateway/controllers/internal/publish"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 // Gateway pods long-poll whichever operator replica the Service picks, so each replica knows
@@ -57,7 +58,7 @@ type replicaShare struct {
 	namespace string
 	id        string
 	server    *publish.Server
-	now       func() time.Time
+	clock     clock.Clock
 	onChange  func() // remote view changed
 	log       logr.Logger
 
@@ -69,8 +70,8 @@ type replicaShare struct {
 	writeAt time.Time
 }
 
-func newReplicaShare(c client.Client, r client.Reader, ns, id string, server *publish.Server, now func() time.Time, log logr.Logger) *replicaShare {
-	return &replicaShare{client: c, reader: r, namespace: ns, id: replicaName(id), server: server, now: now, log: log,
+func newReplicaShare(c client.Client, r client.Reader, ns, id string, server *publish.Server, clk clock.Clock, log logr.Logger) *replicaShare {
+	return &replicaShare{client: c, reader: r, namespace: ns, id: replicaName(id), server: server, clock: clk, log: log,
 		kick: make(chan struct{}, 1), remote: map[string]publish.Pod{}}
 }
 
@@ -120,7 +121,7 @@ func (s *replicaShare) Start(ctx context.Context) error {
 }
 
 func (s *replicaShare) write(ctx context.Context) error {
-	now := s.now()
+	now := s.clock.Now()
 	pods := s.server.Pods()
 	body, err := json.Marshal(pods)
 	if err != nil {
@@ -166,7 +167,7 @@ func (s *replicaShare) read(ctx context.Context) error {
 	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.HasLabels{replicaReportLabel}); err != nil {
 		return fmt.Errorf("list pod reports: %w", err)
 	}
-	now := s.now()
+	now := s.clock.Now()
 	remote := map[string]publish.Pod{}
 	for i := range list.Items {
 		cm := &list.Items[i]
@@ -207,7 +208,7 @@ func (s *replicaShare) read(ctx context.Context) error {
 // pods returns every live gateway pod known to any replica; for a pod seen by several, the
 // most recent report wins.
 func (s *replicaShare) pods() []publish.Pod {
-	now := s.now()
+	now := s.clock.Now()
 	all := map[string]publish.Pod{}
 	s.mu.Lock()
 	for name, p := range s.remote {

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/posthog/llm-gateway/controllers/internal/publish"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 func TestReplicaName(t *testing.T) {
@@ -36,14 +37,13 @@ func TestReplicaShare(t *testing.T) {
 	scheme, err := NewScheme()
 	require.NoError(t, err)
 	c := fake.NewClientBuilder().WithScheme(scheme).Build()
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	ctx := context.Background()
 
 	newReplica := func(id string) (*replicaShare, *publish.Server, *int) {
-		srv := publish.New(publish.Options{Token: publish.StaticToken("t"), Now: clock, Log: logr.Discard()})
+		srv := publish.New(publish.Options{Token: publish.StaticToken("t"), Clock: clk, Log: logr.Discard()})
 		changes := new(int)
-		s := newReplicaShare(c, c, "ops", id, srv, clock, logr.Discard())
+		s := newReplicaShare(c, c, "ops", id, srv, clk, logr.Discard())
 		s.onChange = func() { *changes++ }
 		return s, srv, changes
 	}
@@ -74,7 +74,7 @@ func TestReplicaShare(t *testing.T) {
 	require.Equal(t, 1, *changesA)
 
 	// gw-2 acks v1 on B; after B writes, A sees 2/2.
-	now = now.Add(time.Second)
+	clk.Advance(time.Second)
 	report(srvB, "gw-2", "v1")
 	report(srvB, "gw-1", "v1")
 	require.NoError(t, b.write(ctx))
@@ -82,7 +82,7 @@ func TestReplicaShare(t *testing.T) {
 	require.Equal(t, publish.Replicas{Version: "v1", Ready: 2, Total: 2}, publish.Count(a.pods(), "v1"))
 
 	// B disappears: its report ages out and is deleted; its pods expired long before.
-	now = now.Add(replicaReportStale + time.Minute)
+	clk.Advance(replicaReportStale + time.Minute)
 	require.NoError(t, a.write(ctx))
 	require.NoError(t, a.read(ctx))
 	var list corev1.ConfigMapList
@@ -101,13 +101,12 @@ func TestReplicaShareNoticesExpiry(t *testing.T) {
 	scheme, err := NewScheme()
 	require.NoError(t, err)
 	c := fake.NewClientBuilder().WithScheme(scheme).Build()
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	ctx := context.Background()
-	srvA := publish.New(publish.Options{Token: publish.StaticToken("t"), Now: clock, Log: logr.Discard()})
-	srvB := publish.New(publish.Options{Token: publish.StaticToken("t"), Now: clock, Log: logr.Discard()})
-	a := newReplicaShare(c, c, "ops", "a", srvA, clock, logr.Discard())
-	b := newReplicaShare(c, c, "ops", "b", srvB, clock, logr.Discard())
+	srvA := publish.New(publish.Options{Token: publish.StaticToken("t"), Clock: clk, Log: logr.Discard()})
+	srvB := publish.New(publish.Options{Token: publish.StaticToken("t"), Clock: clk, Log: logr.Discard()})
+	a := newReplicaShare(c, c, "ops", "a", srvA, clk, logr.Discard())
+	b := newReplicaShare(c, c, "ops", "b", srvB, clk, logr.Discard())
 	changes := 0
 	a.onChange = func() { changes++ }
 
@@ -119,7 +118,7 @@ func TestReplicaShareNoticesExpiry(t *testing.T) {
 	require.Equal(t, 1, changes)
 	require.Len(t, a.pods(), 1)
 
-	now = now.Add(11 * time.Second) // 2 x wait(0) + 10s
+	clk.Advance(11 * time.Second) // 2 x wait(0) + 10s
 	require.NoError(t, a.read(ctx))
 	require.Equal(t, 2, changes, "the expiry of a remote pod is a change")
 	require.Empty(t, a.pods())

@@ -102,17 +102,6 @@ func (e *UnavailableError) Error() string {
 
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
-// Clock tells the time. Windows, reservation expiry and cooldowns all read it, so tests
-// inject a manual clock.
-type Clock interface{ Now() time.Time }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-// SystemClock is the wall clock.
-var SystemClock Clock = systemClock{}
-
 // WindowState is one spend window of a team as the store sees it.
 type WindowState struct {
 	Window string `json:"window"`

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/posthog/llm-gateway/dataplane/budget/budgettest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 	"github.com/posthog/llm-gateway/internal/leakcheck"
 	"github.com/posthog/llm-gateway/test/redistest"
 )
@@ -56,15 +56,15 @@ func redisBackend(t *testing.T) backend {
 // runs on hour-long intervals: tests drive refresh, polling and probing by hand.
 type pod struct {
 	*Manager
-	clock *budgettest.Clock
+	clock *clock.Fake
 	reg   *prometheus.Registry
 }
 
-func newPod(t *testing.T, be backend, clock *budgettest.Clock, tweak ...func(*Options)) *pod {
+func newPod(t *testing.T, be backend, clk *clock.Fake, tweak ...func(*Options)) *pod {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	o := Options{
-		Clock: clock, Registerer: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock: clk, Registerer: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RefreshInterval: time.Hour, PollInterval: time.Hour, StoreTimeout: 2 * time.Second, PodID: t.Name(),
 	}
 	for _, f := range tweak {
@@ -72,7 +72,7 @@ func newPod(t *testing.T, be backend, clock *budgettest.Clock, tweak ...func(*Op
 	}
 	m := NewManager(be.newStore(t), o)
 	t.Cleanup(func() { _ = m.Close() })
-	return &pod{Manager: m, clock: clock, reg: reg}
+	return &pod{Manager: m, clock: clk, reg: reg}
 }
 
 func dollars(d float64) int64 { return int64(d * 1e6) }

@@ -13,12 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 // Options configure a Manager. Zero values pick the documented defaults.
 type Options struct {
-	// Clock defaults to SystemClock. Windows, hold expiry and cooldowns read it.
-	Clock Clock
+	// Clock defaults to the wall clock. Windows, hold expiry and cooldowns read it, so tests
+	// inject a clock.Fake.
+	Clock clock.Clock
 	// ReservationTTL is how long a hold lives without a refresh (default 60s): a crashed pod's
 	// holds are gone at most this long after it died.
 	ReservationTTL time.Duration
@@ -48,9 +50,7 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Clock == nil {
-		o.Clock = SystemClock
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.ReservationTTL <= 0 {
 		o.ReservationTTL = time.Minute
 	}
@@ -85,7 +85,7 @@ var ErrSettleQueued = errors.New("budget store unavailable, settlement queued fo
 type Manager struct {
 	store Store
 	o     Options
-	clock Clock
+	clock clock.Clock
 	log   *slog.Logger
 	met   *metrics
 

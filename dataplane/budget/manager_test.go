@@ -9,14 +9,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/posthog/llm-gateway/dataplane/budget/budgettest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 func TestHardDayLimitAndRollOver(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		clock := budgettest.NewClock(t0)
-		p := newPod(t, be, clock)
+		clk := clock.NewFake(t0)
+		p := newPod(t, be, clk)
 		b := hardDay(1)
 
 		r1 := admit(t, p, call("a", b, 0.5, 100))
@@ -38,9 +38,9 @@ func TestHardDayLimitAndRollOver(t *testing.T) {
 		require.Equal(t, dollars(0.9), spent(st, snapshot.WindowMonth), "spend is recorded in every window")
 		require.Equal(t, PhaseActive, st.Phase)
 
-		clock.Set(midnight.Add(-time.Second))
+		clk.Set(midnight.Add(-time.Second))
 		reject(t, p, call("a", b, 0.2, 100))
-		clock.Set(midnight)
+		clk.Set(midnight)
 		r3 := admit(t, p, call("a", b, 0.2, 100))
 		settle(t, p, r3, 0.2, 80)
 		st = state(t, p, "a", b)
@@ -65,8 +65,8 @@ func TestWindowsOfEveryKind(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
 		for _, tc := range cases {
 			t.Run(tc.window, func(t *testing.T) {
-				clock := budgettest.NewClock(t0)
-				p := newPod(t, be, clock)
+				clk := clock.NewFake(t0)
+				p := newPod(t, be, clk)
 				team := "w-" + tc.window
 				b := &snapshot.Budget{Source: "x", OnStoreUnavailable: snapshot.FailClosed, Unpriced: snapshot.UnpricedReject,
 					Limits: []snapshot.SpendLimit{{Window: tc.window, LimitMicros: dollars(1), Enforcement: snapshot.EnforceHard}}}
@@ -76,9 +76,9 @@ func TestWindowsOfEveryKind(t *testing.T) {
 				require.Equal(t, tc.reset, le.ResetAt)
 				require.Contains(t, le.Message, tc.adjectiv)
 
-				clock.Set(tc.roll.Add(-time.Millisecond))
+				clk.Set(tc.roll.Add(-time.Millisecond))
 				reject(t, p, call(team, b, 0.01, 10))
-				clock.Set(tc.roll)
+				clk.Set(tc.roll)
 				admit(t, p, call(team, b, 0.01, 10))
 			})
 		}
@@ -87,7 +87,7 @@ func TestWindowsOfEveryKind(t *testing.T) {
 
 func TestSoftLimitContinuesAndReportsOnce(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		b := hardDay(10)
 		b.Limits = append(b.Limits, snapshot.SpendLimit{Window: snapshot.WindowHour, LimitMicros: dollars(1), Enforcement: snapshot.EnforceSoft})
 
@@ -147,7 +147,7 @@ func TestLimitsCheckedWithoutStore(t *testing.T) {
 		}, LimitSuspended, "kill switch"},
 	}
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		if be.redis != nil {
 			be.redis.Stop() // none of these may touch the store
 		}
@@ -165,7 +165,7 @@ func TestLimitsCheckedWithoutStore(t *testing.T) {
 
 func TestUnpricedAllowed(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		b := hardDay(1)
 		b.Unpriced = snapshot.UnpricedAllow
 		r := call("u", b, 0, 10)
@@ -177,9 +177,9 @@ func TestUnpricedAllowed(t *testing.T) {
 func TestRequestsPerMinuteSliding(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
 		start := time.Date(2025, 1, 29, 10, 20, 0, 0, time.UTC)
-		clock := budgettest.NewClock(start)
-		p := newPod(t, be, clock)
-		p2 := newPod(t, be, clock) // limits hold across pods
+		clk := clock.NewFake(start)
+		p := newPod(t, be, clk)
+		p2 := newPod(t, be, clk) // limits hold across pods
 		b := hardDay(100)
 		b.RequestsPerMinute = 4
 		for i := range 4 {
@@ -194,20 +194,20 @@ func TestRequestsPerMinuteSliding(t *testing.T) {
 		require.True(t, le.Retryable)
 		// Next minute, half-way: 4 * 30/60 = 2 still count, so 2 more fit.
 		require.Equal(t, 75*time.Second, le.RetryAfter)
-		clock.Set(start.Add(90 * time.Second))
+		clk.Set(start.Add(90 * time.Second))
 		admit(t, p, call("r", b, 0.01, 1))
 		admit(t, p2, call("r", b, 0.01, 1))
 		le = reject(t, p, call("r", b, 0.01, 1))
 		require.Equal(t, LimitRequestsPerMinute, le.Limit)
-		clock.Set(start.Add(3 * time.Minute))
+		clk.Set(start.Add(3 * time.Minute))
 		admit(t, p, call("r", b, 0.01, 1))
 	})
 }
 
 func TestTokensPerMinuteCorrectedAtSettlement(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		clock := budgettest.NewClock(time.Date(2025, 1, 29, 10, 20, 0, 0, time.UTC))
-		p := newPod(t, be, clock)
+		clk := clock.NewFake(time.Date(2025, 1, 29, 10, 20, 0, 0, time.UTC))
+		p := newPod(t, be, clk)
 		b := hardDay(100)
 		b.TokensPerMinute = 1000
 		r1 := admit(t, p, call("t", b, 0.01, 400))
@@ -224,7 +224,7 @@ func TestTokensPerMinuteCorrectedAtSettlement(t *testing.T) {
 
 func TestConcurrencyCap(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		p2 := newPod(t, be, p.clock)
 		b := hardDay(100)
 		b.MaxConcurrent = 2
@@ -241,7 +241,7 @@ func TestConcurrencyCap(t *testing.T) {
 
 func TestHeldReservationsBlockUntilSettled(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		b := hardDay(1)
 		r1 := admit(t, p, call("h", b, 0.8, 10))
 		le := reject(t, p, call("h", b, 0.5, 10))
@@ -259,7 +259,7 @@ func TestHeldReservationsBlockUntilSettled(t *testing.T) {
 
 func TestLongestBlockingWindowIsReported(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		b := hardDay(1)
 		b.Limits = append(b.Limits, snapshot.SpendLimit{Window: snapshot.WindowMonth, LimitMicros: dollars(1.5), Enforcement: snapshot.EnforceHard})
 		settle(t, p, admit(t, p, call("l", b, 0.9, 10)), 0.9, 10)
@@ -276,7 +276,7 @@ func TestLongestBlockingWindowIsReported(t *testing.T) {
 
 func TestSettleIsIdempotent(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		b := hardDay(10)
 		r := admit(t, p, call("i", b, 1, 10))
 		settle(t, p, r, 0.7, 10)
@@ -295,7 +295,7 @@ func TestSettleIsIdempotent(t *testing.T) {
 
 func TestExpiredReservation(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		b := hardDay(1)
 		crashed := admit(t, p, call("e", b, 0.8, 10)) // its pod "crashes": never refreshed
 		reject(t, p, call("e", b, 0.5, 10))
@@ -322,7 +322,7 @@ func TestExpiredReservation(t *testing.T) {
 
 func TestRefreshKeepsLongCallsHeld(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0))
+		p := newPod(t, be, clock.NewFake(t0))
 		b := hardDay(1)
 		long := admit(t, p, call("f", b, 0.8, 10))
 		for range 10 { // ten minutes of streaming, refreshed every 30s
@@ -338,7 +338,7 @@ func TestRefreshKeepsLongCallsHeld(t *testing.T) {
 
 func TestUnsettledReservationIsLetGo(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		p := newPod(t, be, budgettest.NewClock(t0), func(o *Options) { o.MaxReservationAge = 5 * time.Minute })
+		p := newPod(t, be, clock.NewFake(t0), func(o *Options) { o.MaxReservationAge = 5 * time.Minute })
 		b := hardDay(1)
 		admit(t, p, call("g", b, 0.8, 10)) // never settled
 		for range 12 {
@@ -352,9 +352,9 @@ func TestUnsettledReservationIsLetGo(t *testing.T) {
 func TestRunawayBreaker(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
 		start := time.Date(2025, 1, 29, 10, 20, 0, 0, time.UTC)
-		clock := budgettest.NewClock(start)
-		p := newPod(t, be, clock)
-		p2 := newPod(t, be, clock)
+		clk := clock.NewFake(start)
+		p := newPod(t, be, clk)
+		p2 := newPod(t, be, clk)
 		b := hardDay(100)
 		b.Runaway = &snapshot.Runaway{SpendPerMinuteMicros: dollars(1), CooldownSeconds: 300}
 
@@ -362,7 +362,7 @@ func TestRunawayBreaker(t *testing.T) {
 		settle(t, p, admit(t, p, call("x", b, 0.6, 10)), 0.6, 10)
 		_, _, ok := p.Suspended("x")
 		require.False(t, ok)
-		clock.Advance(10 * time.Second)
+		clk.Advance(10 * time.Second)
 		settle(t, p, admit(t, p, call("x", b, 0.6, 10)), 0.6, 10)
 
 		until := start.Add(10*time.Second + 300*time.Second)
@@ -392,7 +392,7 @@ func TestRunawayBreaker(t *testing.T) {
 		require.Equal(t, PhaseRunawayTripped, st.Phase)
 		require.Equal(t, until, st.RunawayUntil)
 
-		clock.Set(until)
+		clk.Set(until)
 		_, _, ok = p.Suspended("x")
 		require.False(t, ok)
 		settle(t, p, admit(t, p2, call("x", b, 0.1, 10)), 0.1, 10)
@@ -402,7 +402,7 @@ func TestRunawayBreaker(t *testing.T) {
 
 func TestStoreDownFailClosedAndFailOpen(t *testing.T) {
 	be := redisBackend(t)
-	p := newPod(t, be, budgettest.NewClock(t0), func(o *Options) { o.StoreTimeout = 200 * time.Millisecond })
+	p := newPod(t, be, clock.NewFake(t0), func(o *Options) { o.StoreTimeout = 200 * time.Millisecond })
 	closed := hardDay(100)
 	open := hardDay(100)
 	open.OnStoreUnavailable = snapshot.FailOpen
@@ -451,7 +451,7 @@ func TestStoreDownFailClosedAndFailOpen(t *testing.T) {
 
 func TestSettleWithoutStoreAfterRedisAdmission(t *testing.T) {
 	be := redisBackend(t)
-	p := newPod(t, be, budgettest.NewClock(t0), func(o *Options) { o.StoreTimeout = 200 * time.Millisecond })
+	p := newPod(t, be, clock.NewFake(t0), func(o *Options) { o.StoreTimeout = 200 * time.Millisecond })
 	b := hardDay(10)
 	r := admit(t, p, call("q", b, 1, 10))
 	be.redis.Stop()
@@ -466,17 +466,17 @@ func TestSettleWithoutStoreAfterRedisAdmission(t *testing.T) {
 // although the holds admitted before it, which were due first, were refreshed meanwhile.
 func TestCrashedHoldExpiresAmongRefreshedOnes(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
-		clock := budgettest.NewClock(t0)
-		live, crashed := newPod(t, be, clock), newPod(t, be, clock)
+		clk := clock.NewFake(t0)
+		live, crashed := newPod(t, be, clk), newPod(t, be, clk)
 		b := hardDay(1)
 		for range 3 {
 			admit(t, live, call("g", b, 0.1, 10)) // due at t0+60s unless refreshed
 		}
-		clock.Advance(10 * time.Second)
+		clk.Advance(10 * time.Second)
 		admit(t, crashed, call("g", b, 0.5, 10)) // due at t0+70s, never refreshed
 		reject(t, live, call("g", b, 0.3, 10))
 		for range 4 { // t0+30s ... t0+90s
-			clock.Advance(20 * time.Second)
+			clk.Advance(20 * time.Second)
 			live.refreshHolds()
 		}
 		admit(t, live, call("g", b, 0.3, 10))

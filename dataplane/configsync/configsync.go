@@ -255,17 +255,49 @@ func (s *Syncer) poll(ctx context.Context, wait time.Duration) error {
 		s.reject(version, source, err)
 		return nil
 	}
+	// The state file is written before the target serves the snapshot: from the moment the
+	// pod serves a version (reports it on /admin/snapshot and in metrics, acks it on the next
+	// poll) a restart with the operator down must come back on that version, not the one before.
+	restore := s.saveState(body)
 	if err := s.target.Apply(snap, source); err != nil {
 		s.rejected = snap.Version
+		restore()
 		return nil
 	}
 	s.rejected = ""
-	if s.cfg.StateDir != "" {
-		if err := WriteState(s.cfg.StateDir, body); err != nil {
-			s.cfg.Logger.Error("could not save the last-known-good snapshot", "dir", s.cfg.StateDir, "error", err)
+	return nil
+}
+
+// saveState makes body the last-known-good snapshot on disk and returns a function that puts
+// back the previous one (or removes the file when there was none), for a snapshot the target
+// then refuses. A state directory that cannot be written is logged; the pod still applies the
+// snapshot (it keeps serving the operator's configuration, and only a restart while the
+// operator is down would start from the older state).
+func (s *Syncer) saveState(body []byte) (restore func()) {
+	dir := s.cfg.StateDir
+	if dir == "" {
+		return func() {}
+	}
+	path := filepath.Join(dir, StateFile)
+	prev, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.cfg.Logger.Error("could not read the last-known-good snapshot", "path", path, "error", err)
+	}
+	if err := WriteState(dir, body); err != nil {
+		s.cfg.Logger.Error("could not save the last-known-good snapshot", "dir", dir, "error", err)
+		return func() {}
+	}
+	return func() {
+		var err error
+		if prev == nil {
+			err = os.Remove(path)
+		} else {
+			err = WriteState(dir, prev)
+		}
+		if err != nil {
+			s.cfg.Logger.Error("could not restore the last-known-good snapshot", "dir", dir, "error", err)
 		}
 	}
-	return nil
 }
 
 func (s *Syncer) reject(version, source string, err error) {
@@ -277,7 +309,8 @@ func (s *Syncer) reject(version, source string, err error) {
 }
 
 // WriteState saves a snapshot as the last-known-good one: written to a temporary file,
-// synced, then renamed over the old one, so a crash never leaves a partial file.
+// synced, then renamed over the old one and the directory synced, so a crash never leaves a
+// partial file and a returned nil means the new file survives one.
 func WriteState(dir string, body []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
@@ -301,7 +334,23 @@ func WriteState(dir string, body []byte) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write snapshot state: %w", err)
 	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("write snapshot state: %w", err)
+	}
 	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // LoadFile reads and decodes (validates) a snapshot file.

@@ -315,3 +315,90 @@ func TestWatchFile(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// diskCheckingTarget records, at the moment each snapshot becomes the served one (inside
+// Apply, where the gateway swaps its runtime and Version starts to report it), the version of
+// the last-known-good file in dir. Versions listed in refuse fail to apply.
+type diskCheckingTarget struct {
+	target
+	dir    string
+	onDisk map[string]string // applied version -> version in the state file at that moment
+}
+
+func (d *diskCheckingTarget) Apply(s *snapshot.Snapshot, source string) error {
+	if err := d.target.Apply(s, source); err != nil {
+		return err
+	}
+	got := "none"
+	if snap, err := LoadFile(filepath.Join(d.dir, StateFile)); err == nil {
+		got = snap.Version
+	}
+	d.mu.Lock()
+	d.onDisk[s.Version] = got
+	d.mu.Unlock()
+	return nil
+}
+
+// TestStateIsDurableBeforeVersionIsServed: once a pod serves (and so reports and acks) a
+// version, a restart of that pod with the operator down must come back on that version: the
+// state file holds it before the version is visible. A snapshot that fails to apply leaves the
+// last-known-good one on disk.
+func TestStateIsDurableBeforeVersionIsServed(t *testing.T) {
+	op := newOperator("secret")
+	v1, b1 := sealed(t, 1)
+	op.set(v1, b1)
+	srv := httptest.NewServer(op)
+	defer srv.Close()
+	dir := t.TempDir()
+	tg := &diskCheckingTarget{target: target{refuse: map[string]bool{}}, dir: dir, onDisk: map[string]string{}}
+	s := newSyncer(t, srv.URL, tg, dir)
+	require.NoError(t, s.Start(context.Background()))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	v2, b2 := sealed(t, 2)
+	op.set(v2, b2)
+	waitFor(t, "the ack of v2", func() bool { l := op.log(); return l[len(l)-1].applied == v2 })
+
+	// v3 decodes but fails to apply: v2 stays on disk.
+	v3, b3 := sealed(t, 3)
+	tg.mu.Lock()
+	tg.refuse[v3] = true
+	tg.mu.Unlock()
+	op.set(v3, b3)
+	waitFor(t, "the rejection of v3", func() bool { l := op.log(); return l[len(l)-1].rejected == v3 })
+	saved, err := LoadFile(filepath.Join(dir, StateFile))
+	require.NoError(t, err)
+	require.Equal(t, v2, saved.Version, "a snapshot that failed to apply is not the last-known-good one")
+
+	v4, b4 := sealed(t, 4)
+	op.set(v4, b4)
+	waitFor(t, "the ack of v4", func() bool { l := op.log(); return l[len(l)-1].applied == v4 })
+
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	require.Equal(t, map[string]string{v1: v1, v2: v2, v4: v4}, tg.onDisk,
+		"when a version is served, the state file already holds it")
+}
+
+// TestRefusedFirstSnapshotLeavesNoState: a pod whose first snapshot fails to apply has no
+// last-known-good one, so none may be left on disk for its next start.
+func TestRefusedFirstSnapshotLeavesNoState(t *testing.T) {
+	op := newOperator("secret")
+	v1, b1 := sealed(t, 1)
+	op.set(v1, b1)
+	srv := httptest.NewServer(op)
+	defer srv.Close()
+	dir := t.TempDir()
+	tg := &target{refuse: map[string]bool{v1: true}}
+	require.NoError(t, newSyncer(t, srv.URL, tg, dir).poll(context.Background(), 0))
+	_, rejected := tg.state()
+	require.Equal(t, []string{v1}, rejected)
+	require.NoFileExists(t, filepath.Join(dir, StateFile))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "no temporary file is left behind either")
+}

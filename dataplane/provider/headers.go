@@ -8,13 +8,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 // Options are adapter settings shared by every provider.
 type Options struct {
-	// Now is the clock for SigV4 signing times and HTTP-date retry-after values; nil means
-	// time.Now.
-	Now func() time.Time
+	// Clock is the clock for SigV4 signing times and HTTP-date retry-after values; nil means
+	// the wall clock.
+	Clock clock.Clock
 	// MaxEventBytes bounds one upstream stream event (an SSE event or an event-stream frame);
 	// 0 means DefaultMaxEventBytes. A larger event fails the stream with ErrMalformed.
 	MaxEventBytes int
@@ -24,13 +26,8 @@ type Options struct {
 // whole output, and image generation streams base64 images, so this is generous.
 const DefaultMaxEventBytes = 32 << 20
 
-// Clock returns the configured clock.
-func (o Options) Clock() func() time.Time {
-	if o.Now == nil {
-		return time.Now
-	}
-	return o.Now
-}
+// Now reads the configured clock.
+func (o Options) Now() time.Time { return clock.Or(o.Clock).Now() }
 
 // EventLimit returns the configured per-event bound.
 func (o Options) EventLimit() int {

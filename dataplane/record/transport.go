@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 // Transport delivers one batch of events to one destination.
@@ -57,8 +59,8 @@ type HTTPTransport struct {
 	Gzip bool
 	// UserAgent defaults to "llm-gateway".
 	UserAgent string
-	// Now is the clock for sent_at (default time.Now).
-	Now func() time.Time
+	// Clock is the clock for sent_at (the wall clock when nil).
+	Clock clock.Clock
 }
 
 // NewHTTPTransport returns a transport with a client whose timeout bounds one batch.
@@ -96,11 +98,8 @@ func BatchBody(apiKey string, events [][]byte, sentAt time.Time) []byte {
 }
 
 func (t *HTTPTransport) Send(ctx context.Context, dest Destination, events [][]byte) error {
-	now := time.Now
-	if t.Now != nil {
-		now = t.Now
-	}
-	body := BatchBody(dest.APIKey, events, now())
+	clk := clock.Or(t.Clock)
+	body := BatchBody(dest.APIKey, events, clk.Now())
 	url := dest.Host + "/batch/"
 	if t.Gzip {
 		var buf bytes.Buffer
@@ -141,7 +140,7 @@ func (t *HTTPTransport) Send(ctx context.Context, dest Destination, events [][]b
 	switch {
 	case resp.StatusCode >= 500, resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout:
 		se.Retryable = true
-		se.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
+		se.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), clk.Now())
 	}
 	se.Err = errors.New(resp.Status)
 	return se

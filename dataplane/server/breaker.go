@@ -6,16 +6,8 @@ import (
 
 	"github.com/posthog/llm-gateway/dataplane/metrics"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
-
-// Circuit breaker defaults when the backend sets none.
-const (
-	defaultBreakerFailures = 5
-	defaultBreakerCooldown = 30 * time.Second
-)
-
-// Clock is the time source of breakers, injected in tests.
-type Clock func() time.Time
 
 // Breaker is a backend's passive health: it opens after ConsecutiveFailures failover-class
 // failures (or at once on a provider 429 / quota exhaustion) for the cooldown or the upstream's
@@ -23,7 +15,7 @@ type Clock func() time.Time
 type Breaker struct {
 	failuresToOpen int
 	cooldown       time.Duration
-	now            Clock
+	clock          clock.Clock
 	onChange       func(state int)
 
 	mu          sync.Mutex
@@ -33,17 +25,18 @@ type Breaker struct {
 	probing     bool
 }
 
-// NewBreaker returns a closed breaker for cfg. onChange (may be nil) gets every state change.
-func NewBreaker(cfg snapshot.CircuitBreaker, now Clock, onChange func(state int)) *Breaker {
+// NewBreaker returns a closed breaker for cfg. clk nil is the wall clock; onChange (may be nil)
+// gets every state change.
+func NewBreaker(cfg snapshot.CircuitBreaker, clk clock.Clock, onChange func(state int)) *Breaker {
 	b := &Breaker{
 		failuresToOpen: cfg.ConsecutiveFailures, cooldown: time.Duration(cfg.CooldownMs) * time.Millisecond,
-		now: now, onChange: onChange,
+		clock: clock.Or(clk), onChange: onChange,
 	}
 	if b.failuresToOpen <= 0 {
-		b.failuresToOpen = defaultBreakerFailures
+		b.failuresToOpen = snapshot.DefaultBreakerFailures
 	}
 	if b.cooldown <= 0 {
-		b.cooldown = defaultBreakerCooldown
+		b.cooldown = snapshot.DefaultBreakerCooldown
 	}
 	return b
 }
@@ -56,7 +49,7 @@ func (b *Breaker) Allow() bool {
 	if b.openUntil.IsZero() {
 		return true
 	}
-	if b.probing || b.now().Before(b.openUntil) {
+	if b.probing || b.clock.Now().Before(b.openUntil) {
 		return false
 	}
 	b.probing = true
@@ -101,7 +94,7 @@ func (b *Breaker) Release() {
 func (b *Breaker) Failure(tripNow bool, retryAfter time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
+	now := b.clock.Now()
 	b.failures++
 	b.lastFailure = now
 	if !tripNow && !b.probing && b.failures < b.failuresToOpen {
@@ -135,7 +128,7 @@ func (b *Breaker) State() BreakerState {
 	case b.openUntil.IsZero():
 	case b.probing:
 		s.State = "half-open"
-	case b.now().Before(b.openUntil):
+	case b.clock.Now().Before(b.openUntil):
 		s.State = "open"
 	default:
 		s.State = "half-open" // cooldown over: the next request probes

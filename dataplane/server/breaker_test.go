@@ -7,16 +7,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time          { return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
-
 func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := NewBreaker(snapshot.CircuitBreaker{ConsecutiveFailures: 3, CooldownMs: 10_000}, clk.Now, nil)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	b := NewBreaker(snapshot.CircuitBreaker{ConsecutiveFailures: 3, CooldownMs: 10_000}, clk, nil)
 
 	b.Failure(false, 0)
 	b.Failure(false, 0)
@@ -46,8 +42,8 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 }
 
 func TestBreakerRateLimitTripsForRetryAfter(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := NewBreaker(snapshot.CircuitBreaker{ConsecutiveFailures: 5, CooldownMs: 1000}, clk.Now, nil)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	b := NewBreaker(snapshot.CircuitBreaker{ConsecutiveFailures: 5, CooldownMs: 1000}, clk, nil)
 	b.Failure(true, 20*time.Second)
 	require.False(t, b.Allow())
 	clk.Advance(19 * time.Second)
@@ -57,8 +53,8 @@ func TestBreakerRateLimitTripsForRetryAfter(t *testing.T) {
 }
 
 func TestBreakerReleaseFreesTheProbe(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := NewBreaker(snapshot.CircuitBreaker{ConsecutiveFailures: 1, CooldownMs: 1000}, clk.Now, nil)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	b := NewBreaker(snapshot.CircuitBreaker{ConsecutiveFailures: 1, CooldownMs: 1000}, clk, nil)
 	b.Failure(false, 0)
 	clk.Advance(time.Second)
 	require.True(t, b.Allow())
@@ -67,14 +63,14 @@ func TestBreakerReleaseFreesTheProbe(t *testing.T) {
 }
 
 func TestBreakerDefaults(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := NewBreaker(snapshot.CircuitBreaker{}, clk.Now, nil)
-	for range defaultBreakerFailures - 1 {
+	clk := clock.NewFake(time.Unix(1000, 0))
+	b := NewBreaker(snapshot.CircuitBreaker{}, clk, nil)
+	for range snapshot.DefaultBreakerFailures - 1 {
 		b.Failure(false, 0)
 	}
 	require.True(t, b.Allow())
 	b.Failure(false, 0)
 	require.False(t, b.Allow())
-	clk.Advance(defaultBreakerCooldown)
+	clk.Advance(snapshot.DefaultBreakerCooldown)
 	require.True(t, b.Allow())
 }

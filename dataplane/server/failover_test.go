@@ -73,7 +73,7 @@ func TestExhaustedFailoverReturnsLastError(t *testing.T) {
 	st := e.g.backendStates()
 	require.Equal(t, "ns/openai-b", st[2].Name)
 	require.Equal(t, "open", st[2].Circuit.State)
-	require.Equal(t, e.clock.Now().Add(defaultBreakerCooldown), st[2].Circuit.CooldownUntil, "the longer of the cooldown (default 30s) and retry-after (7s)")
+	require.Equal(t, e.clock.Now().Add(snapshot.DefaultBreakerCooldown), st[2].Circuit.CooldownUntil, "the longer of the cooldown (default 30s) and retry-after (7s)")
 }
 
 func TestUpstreamAuthIsNeverRelayed(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/record"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 // DefaultMaxBodyBytes bounds request bodies when the route sets no limit (Anthropic's own
@@ -32,8 +33,8 @@ const DefaultMaxBodyBytes = 32 << 20
 type Options struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
-	// Now is the clock of breakers and timestamps; time.Now when nil.
-	Now Clock
+	// Clock is the clock of breakers and timestamps; the wall clock when nil.
+	Clock clock.Clock
 	// NewAdapter builds the wire adapter of a backend (dataplane/provider/adapters.New).
 	NewAdapter func(b *snapshot.Backend) (provider.Adapter, error)
 	// Catalog is the price catalog before per-backend overrides; catalog.Default() when nil.
@@ -70,7 +71,7 @@ type Gateway struct {
 	opts            Options
 	log             *slog.Logger
 	metrics         *metrics.Metrics
-	now             Clock
+	clock           clock.Clock
 	legacyTransport http.RoundTripper
 	maxBody         int64
 	catalog         *catalog.Catalog
@@ -89,16 +90,13 @@ func New(opts Options) (*Gateway, error) {
 	if opts.NewAdapter == nil {
 		return nil, errors.New("server: NewAdapter is required")
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, now: opts.Now,
+	g := &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, clock: clock.Or(opts.Clock),
 		legacyTransport: opts.LegacyTransport, maxBody: opts.MaxBodyBytes}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
 	if g.metrics == nil {
 		g.metrics = metrics.New()
-	}
-	if g.now == nil {
-		g.now = time.Now
 	}
 	if g.catalog = opts.Catalog; g.catalog == nil {
 		g.catalog = catalog.Default()
@@ -114,6 +112,9 @@ func New(opts Options) (*Gateway, error) {
 	})
 	return g, nil
 }
+
+// now reads the gateway's clock.
+func (g *Gateway) now() time.Time { return g.clock.Now() }
 
 // Metrics returns the gateway's metrics (and registry).
 func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }

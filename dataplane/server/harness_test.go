@@ -21,6 +21,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/provider/adapters"
 	"github.com/posthog/llm-gateway/dataplane/record/recordtest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 	"github.com/posthog/llm-gateway/internal/leakcheck"
 )
 
@@ -177,7 +178,7 @@ type env struct {
 	srv       *httptest.Server
 	a, b, c   *upstream // OpenAI primary, OpenAI secondary, Anthropic
 	legacy    *upstream
-	clock     *fakeClock
+	clock     *clock.Fake
 	recorder  *recordtest.Memory
 	snap      *snapshot.Snapshot
 	mutateSet func(*snapshot.Snapshot)
@@ -213,7 +214,7 @@ func baseSnapshot(a, b, c, legacy string) *snapshot.Snapshot {
 
 // newEnv starts the gateway; mutate (may be nil) edits the snapshot before it is sealed.
 func newEnv(t *testing.T, mutate func(*snapshot.Snapshot), opts ...func(*Options)) *env {
-	e := &env{t: t, clock: &fakeClock{t: time.Unix(1_700_000_000, 0)}, recorder: &recordtest.Memory{}, mutateSet: mutate}
+	e := &env{t: t, clock: clock.NewFake(time.Unix(1_700_000_000, 0)), recorder: &recordtest.Memory{}, mutateSet: mutate}
 	e.a = newUpstream(t, chatOK("hello from a", 10, 3))
 	e.b = newUpstream(t, chatOK("hello from b", 10, 3))
 	e.c = newUpstream(t, anthropicOK("hello from claude", 12, 4))
@@ -221,7 +222,7 @@ func newEnv(t *testing.T, mutate func(*snapshot.Snapshot), opts ...func(*Options
 	o := Options{
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: metrics.New(),
-		Now:     e.clock.Now,
+		Clock:   e.clock,
 		NewAdapter: func(b *snapshot.Backend) (provider.Adapter, error) {
 			return adapters.New(b, adapters.Options{})
 		},

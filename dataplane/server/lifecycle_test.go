@@ -15,8 +15,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/posthog/llm-gateway/dataplane/budget"
-	"github.com/posthog/llm-gateway/dataplane/budget/budgettest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 // pacedAnthropic streams n text deltas, waiting for a tick before each, then ends properly.
@@ -320,8 +320,8 @@ func TestBudgetAdmission(t *testing.T) {
 // An exhausted window says when it resets (retry-after) but tells SDKs not to retry on their
 // own; a limit that frees up soon lets them retry.
 func TestBudgetRejectionRetryHints(t *testing.T) {
-	clock := budgettest.NewClock(time.Date(2026, 11, 27, 22, 30, 0, 0, time.UTC))
-	mgr := budget.NewManager(budget.NewMemoryStore(), budget.Options{Clock: clock})
+	clk := clock.NewFake(time.Date(2026, 11, 27, 22, 30, 0, 0, time.UTC))
+	mgr := budget.NewManager(budget.NewMemoryStore(), budget.Options{Clock: clk})
 	defer mgr.Close()
 	e := newEnv(t, func(s *snapshot.Snapshot) {
 		b := s.DefaultBudget

@@ -15,13 +15,6 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
-// Timeout defaults for backends that set none.
-const (
-	defaultConnectTimeout   = 5 * time.Second
-	defaultFirstByteTimeout = 60 * time.Second
-	defaultIdleTimeout      = 60 * time.Second
-)
-
 // backendRT is the runtime of one backend: its adapter, its own connection pool and its
 // circuit breaker. It is carried over to the next runtime when the backend is unchanged.
 type backendRT struct {
@@ -134,9 +127,9 @@ func (g *Gateway) newBackend(b *snapshot.Backend) (*backendRT, error) {
 	be := &backendRT{
 		b:         b,
 		adapter:   adapter,
-		connect:   msOr(b.Timeouts.ConnectMs, defaultConnectTimeout),
-		firstByte: msOr(b.Timeouts.FirstByteMs, defaultFirstByteTimeout),
-		idle:      msOr(b.Timeouts.IdleMs, defaultIdleTimeout),
+		connect:   msOr(b.Timeouts.ConnectMs, snapshot.DefaultConnectTimeout),
+		firstByte: msOr(b.Timeouts.FirstByteMs, snapshot.DefaultFirstByteTimeout),
+		idle:      msOr(b.Timeouts.IdleMs, snapshot.DefaultIdleTimeout),
 	}
 	if g.opts.UpstreamTransport != nil {
 		be.transport = g.opts.UpstreamTransport
@@ -144,7 +137,7 @@ func (g *Gateway) newBackend(b *snapshot.Backend) (*backendRT, error) {
 		be.transport = newUpstreamTransport(be.connect, nil)
 	}
 	name := b.Name
-	be.breaker = NewBreaker(b.CircuitBreaker, g.now, func(state int) {
+	be.breaker = NewBreaker(b.CircuitBreaker, g.clock, func(state int) {
 		g.metrics.CircuitState.WithLabelValues(name).Set(float64(state))
 	})
 	g.metrics.CircuitState.WithLabelValues(name).Set(0)

@@ -127,6 +127,7 @@ func TestValidationRules(t *testing.T) {
 		"shared key":         {func(s *Snapshot) { tm(s, "a-team").APIKeyHashes = []string{HashAPIKey("k1")} }, "an API key is also used by team"},
 		"product format":     {func(s *Snapshot) { tm(s, "b-team").Products = []string{"Max AI"} }, "must be lowercase letters"},
 		"product v1":         {func(s *Snapshot) { tm(s, "b-team").Products = []string{"v1"} }, "must be lowercase letters"},
+		"product dash":       {func(s *Snapshot) { tm(s, "b-team").Products = []string{"-ai"} }, "must be lowercase letters"},
 		"shared product":     {func(s *Snapshot) { tm(s, "a-team").Products = []string{"x"} }, `product "x" is also claimed`},
 		"canary on gateway":  {func(s *Snapshot) { tm(s, "a-team").Rollout.CanaryPercent = 5 }, "canaryPercent is only allowed with stage Canary"},
 		"canary above 100":   {func(s *Snapshot) { tm(s, "b-team").Rollout.CanaryPercent = 101 }, "outside 0-100"},
@@ -147,6 +148,81 @@ func TestValidationRules(t *testing.T) {
 			require.Empty(t, s.Version, "a snapshot that fails validation is not versioned")
 		})
 	}
+}
+
+// TestEveryProblemNamesItsObject: a snapshot with several problems reports each on its own
+// line, under the name of the object it belongs to.
+func TestEveryProblemNamesItsObject(t *testing.T) {
+	s := valid()
+	be(s, "ns/azure").AzureAPIVersion = ""
+	be(s, "ns/azure").Endpoint = "x.openai.azure.com"
+	rt(s, "ns/gpt").Failover = Failover{On: []string{"Sometimes"}}
+	tm(s, "a-team").Budget.Runaway = &Runaway{}
+	tm(s, "a-team").Budget.Unpriced = ""
+	err := s.Seal()
+	require.Error(t, err)
+	lines := strings.Split(err.Error(), "\n")
+	for _, want := range []string{
+		`backend ns/azure: endpoint "x.openai.azure.com" is not an http(s) URL`,
+		"backend ns/azure: azure needs an apiVersion",
+		"route ns/gpt: failover.maxAttempts must be at least 1",
+		`route ns/gpt: unknown failover class "Sometimes"`,
+		"team a-team: budget: runaway breaker needs a positive spend per minute and cooldown",
+		`team a-team: budget: unknown unpriced policy ""`,
+	} {
+		require.Contains(t, lines, want)
+	}
+	require.Len(t, lines, 6)
+}
+
+// TestTypesValidateThemselves: each type checks its own fields without a snapshot around it
+// (the operator's compiler runs them on every object it compiles).
+func TestTypesValidateThemselves(t *testing.T) {
+	s := valid()
+	for i := range s.Backends {
+		require.NoError(t, s.Backends[i].Validate())
+	}
+	for i := range s.Routes {
+		require.NoError(t, s.Routes[i].Validate(), "a route's backends are checked by the snapshot, not the route")
+	}
+	for i := range s.Teams {
+		require.NoError(t, s.Teams[i].Validate())
+	}
+	require.NoError(t, s.DefaultBudget.Validate())
+
+	require.ErrorContains(t, (&Backend{Provider: ProviderOpenAI, Endpoint: "https://api.openai.com"}).Validate(), "an API key is required")
+	require.ErrorContains(t, (&Route{Shape: ShapeOpenAI, Models: []string{"m"}, Failover: Failover{MaxAttempts: 1}}).Validate(), "no backends")
+	require.ErrorContains(t, (&Team{Name: "t", Rollout: Rollout{Stage: StageLegacy}}).Validate(), "rollout: stage Legacy needs a legacyUpstream")
+	require.ErrorContains(t, (&Budget{OnStoreUnavailable: FailOpen, Unpriced: UnpricedAllow, MaxConcurrent: -1}).Validate(), "negative limit")
+}
+
+func TestSharedRules(t *testing.T) {
+	for s, want := range map[string]bool{
+		"https://api.openai.com": true, "http://legacy:8080/v1": true,
+		"api.openai.com": false, "ftp://x": false, "https://": false, "http://:80": false, "": false,
+	} {
+		require.Equal(t, want, HTTPURL(s), "HTTPURL(%q)", s)
+	}
+	for s, want := range map[string]bool{
+		"posthog-ai": true, "a": true, "a1-b2": true, strings.Repeat("a", 63): true,
+		"": false, "-a": false, "a-": false, "A": false, "a_b": false, strings.Repeat("a", 64): false,
+	} {
+		require.Equal(t, want, IsDNSLabel(s), "IsDNSLabel(%q)", s)
+	}
+	require.True(t, ValidProduct("max-ai"))
+	require.False(t, ValidProduct("v1"), "a product path /v1/v1/... would be ambiguous")
+	require.True(t, IsFailoverClass(FailoverTimeout))
+	require.False(t, IsFailoverClass("BadRequest"))
+	require.True(t, ShapeAnthropic.Valid())
+	require.False(t, Shape("Gemini").Valid())
+}
+
+func TestDefaultEndpoint(t *testing.T) {
+	require.Equal(t, "https://api.openai.com", DefaultEndpoint(ProviderOpenAI, ""))
+	require.Equal(t, "https://api.anthropic.com", DefaultEndpoint(ProviderAnthropic, ""))
+	require.Equal(t, "https://bedrock-runtime.eu-west-1.amazonaws.com", DefaultEndpoint(ProviderBedrock, "eu-west-1"))
+	require.Empty(t, DefaultEndpoint(ProviderBedrock, ""))
+	require.Empty(t, DefaultEndpoint(ProviderAzureOpenAI, ""), "every Azure resource has its own endpoint")
 }
 
 func TestEffectiveBudget(t *testing.T) {

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -125,155 +127,182 @@ func (s *Snapshot) Validate() error {
 	return nil
 }
 
+// validateContent checks every rule of the contract and returns all problems, joined, one per
+// rule and object.
+//
+// Validation works like a compiler's intermediate representation: each type checks its own
+// fields (its Validate method) and the snapshot checks what spans objects (cross-references):
+// names unique within their kind, one owner for each model name, alias, prefix, product and
+// API key, and route backends that exist and serve the route's shape.
+//
+// These are the contract's rules. The operator checks every resource before (the CRDs' schema
+// and CEL rules, then its compiler, which names the spec field and a condition reason), so for
+// the operator they are the backstop: the compiler runs each compiled object's Validate, and
+// Seal runs them all. A pod runs them on every snapshot it receives and trusts nothing else.
+// Where the compiler needs one of these rules on a spec value, it calls the predicate exported
+// here (HTTPURL, IsDNSLabel, ValidProduct, IsFailoverClass, Shape.Valid, ShapeOf) rather than
+// writing its own.
 func (s *Snapshot) validateContent() error {
-	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var p problems
+	backends := s.validateBackends(&p)
+	s.validateRoutes(&p, backends)
+	s.validateTeams(&p)
+	p.addAll("default budget: ", s.DefaultBudget.Validate())
+	return p.err()
+}
 
-	backends := make(map[string]*Backend, len(s.Backends))
+// validateBackends checks each backend and that names are unique. It returns them by name.
+func (s *Snapshot) validateBackends(p *problems) map[string]*Backend {
+	byName := make(map[string]*Backend, len(s.Backends))
 	for i := range s.Backends {
 		b := &s.Backends[i]
 		if b.Name == "" {
-			add("backend %d: empty name", i)
+			p.addf("backend %d: empty name", i)
 			continue
 		}
-		if backends[b.Name] != nil {
-			add("backend %s: duplicate name", b.Name)
+		if byName[b.Name] != nil {
+			p.addf("backend %s: duplicate name", b.Name)
 		}
-		backends[b.Name] = b
-		if err := b.validate(); err != nil {
-			add("backend %s: %w", b.Name, err)
-		}
+		byName[b.Name] = b
+		p.addAll("backend "+b.Name+": ", b.Validate())
 	}
+	return byName
+}
 
-	claimed := map[string]string{} // exact model or alias -> route
-	prefixes := map[string]string{}
-	seenRoutes := map[string]bool{}
+// validateRoutes checks each route, that names are unique, that no two routes claim one model
+// name, alias or prefix, and that every route backend exists and serves the route's shape.
+func (s *Snapshot) validateRoutes(p *problems, backends map[string]*Backend) {
+	seen := map[string]bool{}
+	models, prefixes := owners{}, owners{} // exact model or alias -> route; prefix -> route
 	for i := range s.Routes {
 		r := &s.Routes[i]
 		if r.Name == "" {
-			add("route %d: empty name", i)
+			p.addf("route %d: empty name", i)
 			continue
 		}
-		if seenRoutes[r.Name] {
-			add("route %s: duplicate name", r.Name)
+		if seen[r.Name] {
+			p.addf("route %s: duplicate name", r.Name)
 		}
-		seenRoutes[r.Name] = true
-		if r.Shape != ShapeOpenAI && r.Shape != ShapeAnthropic {
-			add("route %s: unknown shape %q", r.Name, r.Shape)
-		}
-		if len(r.Models) == 0 && len(r.Aliases) == 0 && len(r.Prefixes) == 0 {
-			add("route %s: serves no model", r.Name)
-		}
-		claim := func(name, kind string) {
-			if name == "" {
-				add("route %s: empty %s", r.Name, kind)
-				return
-			}
-			if other, ok := claimed[name]; ok && other != r.Name {
-				add("route %s: model %q is also claimed by route %s", r.Name, name, other)
-				return
-			}
-			claimed[name] = r.Name
-		}
-		for _, m := range r.Models {
-			claim(m, "model")
-		}
-		for alias, target := range r.Aliases {
-			claim(alias, "alias")
-			if target == "" {
-				add("route %s: alias %q has no target", r.Name, alias)
+		seen[r.Name] = true
+		p.addAll("route "+r.Name+": ", r.Validate())
+		for _, m := range r.exactNames() {
+			if other := models.claim(m, r.Name); other != "" {
+				p.addf("route %s: model %q is also claimed by route %s", r.Name, m, other)
 			}
 		}
-		for _, p := range r.Prefixes {
-			if p == "" {
-				add("route %s: empty prefix", r.Name)
-				continue
+		for _, pr := range r.Prefixes {
+			if other := prefixes.claim(pr, r.Name); other != "" {
+				p.addf("route %s: prefix %q is also claimed by route %s", r.Name, pr, other)
 			}
-			if other, ok := prefixes[p]; ok && other != r.Name {
-				add("route %s: prefix %q is also claimed by route %s", r.Name, p, other)
-			}
-			prefixes[p] = r.Name
-		}
-		if len(r.Backends) == 0 {
-			add("route %s: no backends", r.Name)
 		}
 		for _, rb := range r.Backends {
-			b := backends[rb.Backend]
-			switch {
+			switch b := backends[rb.Backend]; {
 			case b == nil:
-				add("route %s: backend %s does not exist", r.Name, rb.Backend)
+				p.addf("route %s: backend %s does not exist", r.Name, rb.Backend)
 			case ShapeOf(b.Provider) != r.Shape:
-				add("route %s: backend %s serves the %s shape, not %s (the gateway does not translate between shapes)",
+				p.addf("route %s: backend %s serves the %s shape, not %s (the gateway does not translate between shapes)",
 					r.Name, rb.Backend, ShapeOf(b.Provider), r.Shape)
 			}
-			if rb.Weight < 0 {
-				add("route %s: backend %s has negative weight", r.Name, rb.Backend)
-			}
-		}
-		if r.Failover.MaxAttempts < 1 {
-			add("route %s: failover.maxAttempts must be at least 1", r.Name)
-		}
-		for _, c := range r.Failover.On {
-			if !slices.Contains(AllFailoverClasses, c) {
-				add("route %s: unknown failover class %q", r.Name, c)
-			}
-		}
-		if r.Limits.DefaultMaxTokens < 0 || r.Limits.MaxMaxTokens < 0 || r.Limits.MaxBodyBytes < 0 {
-			add("route %s: negative request limit", r.Name)
-		}
-		if r.Limits.MaxMaxTokens > 0 && r.Limits.DefaultMaxTokens > r.Limits.MaxMaxTokens {
-			add("route %s: defaultMaxTokens %d is above maxMaxTokens %d", r.Name, r.Limits.DefaultMaxTokens, r.Limits.MaxMaxTokens)
 		}
 	}
+}
 
-	keys := map[string]string{}
-	products := map[string]string{}
-	seenTeams := map[string]bool{}
+// validateTeams checks each team, that names are unique and that no two teams share a product
+// or an API key.
+func (s *Snapshot) validateTeams(p *problems) {
+	seen := map[string]bool{}
+	keys, products := owners{}, owners{} // API key hash -> team; product -> team
 	for i := range s.Teams {
 		t := &s.Teams[i]
 		if t.Name == "" {
-			add("team %d: empty name", i)
+			p.addf("team %d: empty name", i)
 			continue
 		}
-		if seenTeams[t.Name] {
-			add("team %s: duplicate name", t.Name)
+		if seen[t.Name] {
+			p.addf("team %s: duplicate name", t.Name)
 		}
-		seenTeams[t.Name] = true
+		seen[t.Name] = true
+		p.addAll("team "+t.Name+": ", t.Validate())
 		for _, h := range t.APIKeyHashes {
-			if len(h) != 64 || strings.ToLower(h) != h {
-				add("team %s: API key hash %q is not lowercase hex SHA-256", t.Name, abbreviate(h))
-				continue
+			if other := keys.claim(h, t.Name); other != "" {
+				p.addf("team %s: an API key is also used by team %s", t.Name, other)
 			}
-			if _, err := hex.DecodeString(h); err != nil {
-				add("team %s: API key hash is not hex", t.Name)
-			}
-			if other, ok := keys[h]; ok && other != t.Name {
-				add("team %s: an API key is also used by team %s", t.Name, other)
-			}
-			keys[h] = t.Name
 		}
-		for _, p := range t.Products {
-			if !validProduct(p) {
-				add("team %s: product %q must be lowercase letters, digits and dashes", t.Name, p)
-			}
-			if other, ok := products[p]; ok && other != t.Name {
-				add("team %s: product %q is also claimed by team %s", t.Name, p, other)
-			}
-			products[p] = t.Name
-		}
-		if err := t.Rollout.validate(); err != nil {
-			add("team %s: rollout: %w", t.Name, err)
-		}
-		if t.Budget != nil {
-			if err := t.Budget.validate(); err != nil {
-				add("team %s: budget: %w", t.Name, err)
+		for _, pr := range t.Products {
+			if other := products.claim(pr, t.Name); other != "" {
+				p.addf("team %s: product %q is also claimed by team %s", t.Name, pr, other)
 			}
 		}
 	}
-	if err := s.DefaultBudget.validate(); err != nil {
-		add("default budget: %w", err)
+}
+
+// owners records which object owns each name of one kind (a model, a prefix, a product, an
+// API key). The first claim wins.
+type owners map[string]string
+
+// claim records owner for name. It returns the other object that already owns name, or "".
+// An empty name is not claimed (the object's own Validate reports it).
+func (o owners) claim(name, owner string) (other string) {
+	if name == "" {
+		return ""
 	}
-	return errors.Join(errs...)
+	if prev, ok := o[name]; ok && prev != owner {
+		return prev
+	}
+	o[name] = owner
+	return ""
+}
+
+// problems collects the broken rules of one object or snapshot, one error per rule.
+type problems []error
+
+func (p *problems) addf(format string, a ...any) { *p = append(*p, fmt.Errorf(format, a...)) }
+
+// addAll adds each error joined in err (see errors.Join), each under prefix.
+func (p *problems) addAll(prefix string, err error) {
+	if err == nil {
+		return
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			p.addAll(prefix, e)
+		}
+		return
+	}
+	*p = append(*p, fmt.Errorf("%s%w", prefix, err))
+}
+
+func (p problems) err() error { return errors.Join(p...) }
+
+// HTTPURL reports whether s is an absolute http or https URL with a host name.
+func HTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != ""
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// IsDNSLabel reports whether s is an RFC 1123 label: 1 to 63 lowercase letters, digits and
+// dashes, starting and ending with a letter or a digit.
+func IsDNSLabel(s string) bool { return len(s) <= 63 && dnsLabel.MatchString(s) }
+
+// ValidProduct reports whether p can name a product: a DNS label other than "v1" (a path
+// /{product}/v1/... must not be confused with the API's own /v1/...).
+func ValidProduct(p string) bool { return p != "v1" && IsDNSLabel(p) }
+
+// Valid reports whether s is a known shape.
+func (s Shape) Valid() bool { return s == ShapeOpenAI || s == ShapeAnthropic }
+
+// IsFailoverClass reports whether c is one of AllFailoverClasses.
+func IsFailoverClass(c string) bool { return slices.Contains(AllFailoverClasses, c) }
+
+// isKeyHash reports whether h is how an API key is stored: lowercase hex SHA-256 (HashAPIKey).
+func isKeyHash(h string) bool {
+	if len(h) != 2*sha256.Size || strings.ToLower(h) != h {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
 }
 
 func abbreviate(s string) string {
@@ -283,67 +312,166 @@ func abbreviate(s string) string {
 	return s
 }
 
-func validProduct(p string) bool {
-	if p == "" || p == "v1" || len(p) > 63 {
-		return false
+// Validate checks the backend's own fields: a known provider, an http(s) endpoint, the
+// provider's settings and credentials, and non-negative timeouts, breaker, cap and prices.
+func (b *Backend) Validate() error {
+	var p problems
+	if ShapeOf(b.Provider) == "" {
+		p.addf("unknown provider %q", b.Provider)
 	}
-	for _, c := range p {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
+	if !HTTPURL(b.Endpoint) {
+		p.addf("endpoint %q is not an http(s) URL", b.Endpoint)
+	}
+	p.addAll("", b.validateProvider())
+	if b.Timeouts.ConnectMs < 0 || b.Timeouts.FirstByteMs < 0 || b.Timeouts.IdleMs < 0 {
+		p.addf("negative timeout")
+	}
+	if b.CircuitBreaker.ConsecutiveFailures < 0 || b.CircuitBreaker.CooldownMs < 0 {
+		p.addf("negative circuit breaker setting")
+	}
+	if b.MaxConcurrent < 0 {
+		p.addf("negative maxConcurrent")
+	}
+	for _, mp := range b.Prices {
+		if !mp.valid() {
+			p.addf("price for %q is invalid", mp.Model)
 		}
 	}
-	return true
+	return p.err()
 }
 
-func (b *Backend) validate() error {
-	var errs []error
-	if ShapeOf(b.Provider) == "" {
-		errs = append(errs, fmt.Errorf("unknown provider %q", b.Provider))
-	}
-	u, err := url.Parse(b.Endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("endpoint %q is not an http(s) URL", b.Endpoint))
-	}
+// validateProvider checks what the backend's provider needs: its region or API version and
+// the credentials it authenticates with.
+func (b *Backend) validateProvider() error {
+	var p problems
 	c := b.Credentials
 	switch b.Provider {
 	case ProviderBedrock:
 		if b.Region == "" {
-			errs = append(errs, errors.New("bedrock needs a region"))
+			p.addf("bedrock needs a region")
 		}
 		if c.BearerToken == "" && (c.AWSAccessKeyID == "" || c.AWSSecretAccessKey == "") {
-			errs = append(errs, errors.New("bedrock needs a bearer token or an access key id and secret"))
+			p.addf("bedrock needs a bearer token or an access key id and secret")
 		}
 	case ProviderAzureOpenAI:
 		if b.AzureAPIVersion == "" {
-			errs = append(errs, errors.New("azure needs an apiVersion"))
+			p.addf("azure needs an apiVersion")
 		}
 		if (c.APIKey == "") == (c.BearerToken == "") {
-			errs = append(errs, errors.New("azure needs exactly one of an api-key or a bearer token"))
+			p.addf("azure needs exactly one of an api-key or a bearer token")
 		}
 	case ProviderOpenAI, ProviderAnthropic:
 		if c.APIKey == "" {
-			errs = append(errs, errors.New("an API key is required"))
+			p.addf("an API key is required")
 		}
 	}
-	if b.Timeouts.ConnectMs < 0 || b.Timeouts.FirstByteMs < 0 || b.Timeouts.IdleMs < 0 {
-		errs = append(errs, errors.New("negative timeout"))
-	}
-	if b.CircuitBreaker.ConsecutiveFailures < 0 || b.CircuitBreaker.CooldownMs < 0 {
-		errs = append(errs, errors.New("negative circuit breaker setting"))
-	}
-	if b.MaxConcurrent < 0 {
-		errs = append(errs, errors.New("negative maxConcurrent"))
-	}
-	for _, p := range b.Prices {
-		if p.Model == "" || p.InputPerMTok < 0 || p.OutputPerMTok < 0 || p.CacheReadPerMTok < 0 ||
-			p.CacheWrite5mPerMTok < 0 || p.CacheWrite1hPerMTok < 0 {
-			errs = append(errs, fmt.Errorf("price for %q is invalid", p.Model))
-		}
-	}
-	return errors.Join(errs...)
+	return p.err()
 }
 
-func (r *Rollout) validate() error {
+// valid reports whether a price names its model and has no negative rate.
+func (mp ModelPrice) valid() bool {
+	return mp.Model != "" && mp.InputPerMTok >= 0 && mp.OutputPerMTok >= 0 && mp.CacheReadPerMTok >= 0 &&
+		mp.CacheWrite5mPerMTok >= 0 && mp.CacheWrite1hPerMTok >= 0
+}
+
+// Validate checks the route's own fields: a known shape, at least one model, no empty name,
+// alias target or prefix, at least one backend with no negative weight, its failover policy
+// and its request limits. That the backends exist and serve the shape is checked by the
+// snapshot.
+func (r *Route) Validate() error {
+	var p problems
+	if !r.Shape.Valid() {
+		p.addf("unknown shape %q", r.Shape)
+	}
+	if len(r.Models) == 0 && len(r.Aliases) == 0 && len(r.Prefixes) == 0 {
+		p.addf("serves no model")
+	}
+	if slices.Contains(r.Models, "") {
+		p.addf("empty model")
+	}
+	for _, alias := range slices.Sorted(maps.Keys(r.Aliases)) {
+		if alias == "" {
+			p.addf("empty alias")
+		}
+		if r.Aliases[alias] == "" {
+			p.addf("alias %q has no target", alias)
+		}
+	}
+	if slices.Contains(r.Prefixes, "") {
+		p.addf("empty prefix")
+	}
+	if len(r.Backends) == 0 {
+		p.addf("no backends")
+	}
+	for _, rb := range r.Backends {
+		if rb.Weight < 0 {
+			p.addf("backend %s has negative weight", rb.Backend)
+		}
+	}
+	p.addAll("", r.Failover.validate())
+	p.addAll("", r.Limits.validate())
+	return p.err()
+}
+
+// exactNames returns the route's model names and aliases, the names it serves exactly.
+func (r *Route) exactNames() []string {
+	out := slices.Clone(r.Models)
+	for _, alias := range slices.Sorted(maps.Keys(r.Aliases)) {
+		out = append(out, alias)
+	}
+	return out
+}
+
+func (f *Failover) validate() error {
+	var p problems
+	if f.MaxAttempts < 1 {
+		p.addf("failover.maxAttempts must be at least 1")
+	}
+	for _, c := range f.On {
+		if !IsFailoverClass(c) {
+			p.addf("unknown failover class %q", c)
+		}
+	}
+	return p.err()
+}
+
+func (l *RequestLimits) validate() error {
+	var p problems
+	if l.DefaultMaxTokens < 0 || l.MaxMaxTokens < 0 || l.MaxBodyBytes < 0 {
+		p.addf("negative request limit")
+	}
+	if l.MaxMaxTokens > 0 && l.DefaultMaxTokens > l.MaxMaxTokens {
+		p.addf("defaultMaxTokens %d is above maxMaxTokens %d", l.DefaultMaxTokens, l.MaxMaxTokens)
+	}
+	return p.err()
+}
+
+// Validate checks the team's own fields: API keys stored as hashes, product names, its
+// rollout and its budget. That no other team shares a product or key is checked by the
+// snapshot.
+func (t *Team) Validate() error {
+	var p problems
+	for _, h := range t.APIKeyHashes {
+		if !isKeyHash(h) {
+			p.addf("API key hash %q is not lowercase hex SHA-256", abbreviate(h))
+		}
+	}
+	for _, pr := range t.Products {
+		if !ValidProduct(pr) {
+			p.addf("product %q must be lowercase letters, digits and dashes (a DNS label, not v1)", pr)
+		}
+	}
+	p.addAll("rollout: ", t.Rollout.Validate())
+	if t.Budget != nil {
+		p.addAll("budget: ", t.Budget.Validate())
+	}
+	return p.err()
+}
+
+// Validate checks a rollout: a known stage, canaryPercent (0-100) only with Canary, a known
+// stickiness key and an http(s) legacy upstream for the stages that send traffic there. It
+// returns the first problem.
+func (r *Rollout) Validate() error {
 	switch r.Stage {
 	case StageLegacy, StageGateway:
 		if r.CanaryPercent != 0 {
@@ -362,45 +490,51 @@ func (r *Rollout) validate() error {
 	if r.Stage != StageGateway && r.LegacyUpstream == "" {
 		return fmt.Errorf("stage %s needs a legacyUpstream", r.Stage)
 	}
-	if r.LegacyUpstream != "" {
-		if u, err := url.Parse(r.LegacyUpstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("legacyUpstream %q is not an http(s) URL", r.LegacyUpstream)
-		}
+	if r.LegacyUpstream != "" && !HTTPURL(r.LegacyUpstream) {
+		return fmt.Errorf("legacyUpstream %q is not an http(s) URL", r.LegacyUpstream)
 	}
 	return nil
 }
 
-func (b *Budget) validate() error {
-	var errs []error
+// Validate checks a budget: its spend limits (one per window and enforcement), no negative
+// limit, a complete runaway breaker and known store and unpriced policies.
+func (b *Budget) Validate() error {
+	var p problems
 	seen := map[string]bool{}
 	for _, l := range b.Limits {
-		if _, ok := windowOrder[l.Window]; !ok {
-			errs = append(errs, fmt.Errorf("unknown window %q", l.Window))
-		}
-		if l.Enforcement != EnforceHard && l.Enforcement != EnforceSoft {
-			errs = append(errs, fmt.Errorf("unknown enforcement %q", l.Enforcement))
-		}
-		if l.LimitMicros <= 0 {
-			errs = append(errs, fmt.Errorf("%s limit must be positive", l.Window))
-		}
+		p.addAll("", l.validate())
 		k := l.Window + "/" + l.Enforcement
 		if seen[k] {
-			errs = append(errs, fmt.Errorf("two %s %s limits", l.Enforcement, l.Window))
+			p.addf("two %s %s limits", l.Enforcement, l.Window)
 		}
 		seen[k] = true
 	}
 	if b.MaxRequestCostMicros < 0 || b.RequestsPerMinute < 0 || b.TokensPerMinute < 0 || b.MaxConcurrent < 0 ||
 		b.FailOpenAllowanceMicros < 0 {
-		errs = append(errs, errors.New("negative limit"))
+		p.addf("negative limit")
 	}
 	if b.Runaway != nil && (b.Runaway.SpendPerMinuteMicros <= 0 || b.Runaway.CooldownSeconds <= 0) {
-		errs = append(errs, errors.New("runaway breaker needs a positive spend per minute and cooldown"))
+		p.addf("runaway breaker needs a positive spend per minute and cooldown")
 	}
 	if b.OnStoreUnavailable != FailClosed && b.OnStoreUnavailable != FailOpen {
-		errs = append(errs, fmt.Errorf("unknown onStoreUnavailable %q", b.OnStoreUnavailable))
+		p.addf("unknown onStoreUnavailable %q", b.OnStoreUnavailable)
 	}
 	if b.Unpriced != UnpricedReject && b.Unpriced != UnpricedAllow {
-		errs = append(errs, fmt.Errorf("unknown unpriced policy %q", b.Unpriced))
+		p.addf("unknown unpriced policy %q", b.Unpriced)
 	}
-	return errors.Join(errs...)
+	return p.err()
+}
+
+func (l SpendLimit) validate() error {
+	var p problems
+	if _, ok := windowOrder[l.Window]; !ok {
+		p.addf("unknown window %q", l.Window)
+	}
+	if l.Enforcement != EnforceHard && l.Enforcement != EnforceSoft {
+		p.addf("unknown enforcement %q", l.Enforcement)
+	}
+	if l.LimitMicros <= 0 {
+		p.addf("%s limit must be positive", l.Window)
+	}
+	return p.err()
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/posthog/llm-gateway/dataplane/budget"
-	"github.com/posthog/llm-gateway/dataplane/budget/budgettest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 	"github.com/posthog/llm-gateway/test/redistest"
 )
 
@@ -28,13 +28,13 @@ var t0 = time.Date(2025, 1, 29, 10, 20, 30, 0, time.UTC)
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // pods starts n Managers (gateway pods) on the Redis at url, sharing clock.
-func pods(t *testing.T, url string, n int, clock budget.Clock) []*budget.Manager {
+func pods(t *testing.T, url string, n int, clk clock.Clock) []*budget.Manager {
 	t.Helper()
 	var ms []*budget.Manager
 	for i := range n {
 		s, err := budget.NewRedisStore(url)
 		require.NoError(t, err)
-		m := budget.NewManager(s, budget.Options{Clock: clock, Logger: quiet(), StoreTimeout: 5 * time.Second,
+		m := budget.NewManager(s, budget.Options{Clock: clk, Logger: quiet(), StoreTimeout: 5 * time.Second,
 			PodID: "pod-" + string(rune('a'+i))})
 		t.Cleanup(func() { _ = m.Close() })
 		ms = append(ms, m)
@@ -67,8 +67,8 @@ func TestConcurrentPodsNeverExceedHardLimit(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			clock := budgettest.NewClock(t0)
-			ms := pods(t, srv.URL(), 3, clock)
+			clk := clock.NewFake(t0)
+			ms := pods(t, srv.URL(), 3, clk)
 			b := hardBudget(snapshot.SpendLimit{Window: snapshot.WindowDay, LimitMicros: limit, Enforcement: snapshot.EnforceHard})
 
 			var (

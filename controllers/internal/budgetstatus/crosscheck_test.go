@@ -12,8 +12,8 @@ import (
 
 	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
 	"github.com/posthog/llm-gateway/dataplane/budget"
-	"github.com/posthog/llm-gateway/dataplane/budget/budgettest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 	"github.com/posthog/llm-gateway/test/redistest"
 )
 
@@ -22,13 +22,13 @@ import (
 
 var t0 = time.Date(2025, 1, 29, 10, 20, 30, 0, time.UTC)
 
-func pods(t *testing.T, url string, n int, clock budget.Clock) []*budget.Manager {
+func pods(t *testing.T, url string, n int, clk clock.Clock) []*budget.Manager {
 	t.Helper()
 	var ms []*budget.Manager
 	for range n {
 		s, err := budget.NewRedisStore(url)
 		require.NoError(t, err)
-		m := budget.NewManager(s, budget.Options{Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		m := budget.NewManager(s, budget.Options{Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			StoreTimeout: 5 * time.Second, RefreshInterval: time.Hour, PollInterval: time.Hour})
 		t.Cleanup(func() { _ = m.Close() })
 		ms = append(ms, m)
@@ -44,8 +44,8 @@ func hardBudget(limits ...snapshot.SpendLimit) *snapshot.Budget {
 // Managers write, and agrees with Manager.TeamState.
 func TestStatusReaderSeesWhatManagersWrote(t *testing.T) {
 	srv := redistest.Start(t)
-	clock := budgettest.NewClock(t0)
-	ms := pods(t, srv.URL(), 2, clock)
+	clk := clock.NewFake(t0)
+	ms := pods(t, srv.URL(), 2, clk)
 	reader, err := budgetstatus.New(srv.URL())
 	require.NoError(t, err)
 	defer reader.Close()
@@ -67,7 +67,7 @@ func TestStatusReaderSeesWhatManagersWrote(t *testing.T) {
 	}
 	compare := func(wantPhase string) {
 		t.Helper()
-		got, err := reader.Read(ctx, team, b, clock.Now())
+		got, err := reader.Read(ctx, team, b, clk.Now())
 		require.NoError(t, err)
 		want, err := ms[0].TeamState(ctx, team, b)
 		require.NoError(t, err)
@@ -93,19 +93,19 @@ func TestStatusReaderSeesWhatManagersWrote(t *testing.T) {
 	require.NoError(t, ms[1].Settle(ctx, admit(ms[1], 1_000_000), 900_000, 10)) // hour: $2.10 > soft $2
 	compare(budgetstatus.PhaseSoftLimitReached)
 
-	clock.Advance(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	require.NoError(t, ms[0].Settle(ctx, admit(ms[0], 2_000_000), 2_000_000, 10)) // $4.10 in a minute: runaway
 	compare(budgetstatus.PhaseRunawayTripped)
-	got, err := reader.Read(ctx, team, b, clock.Now())
+	got, err := reader.Read(ctx, team, b, clk.Now())
 	require.NoError(t, err)
-	require.Equal(t, clock.Now().Add(120*time.Second), got.LastTrip.Until)
+	require.Equal(t, clk.Now().Add(120*time.Second), got.LastTrip.Until)
 	require.Equal(t, int64(4_100_000), got.LastTrip.RateMicros)
 
-	clock.Advance(121 * time.Second) // cooldown over; the open hold has expired too (60s TTL, no refresh in this test's time)
+	clk.Advance(121 * time.Second) // cooldown over; the open hold has expired too (60s TTL, no refresh in this test's time)
 	compare(budgetstatus.PhaseSoftLimitReached)
 	require.NoError(t, ms[1].Settle(ctx, open, 700_000, 10))
 	require.NoError(t, ms[1].Settle(ctx, admit(ms[1], 100_000), 300_000, 10)) // day: $5.10 >= $5 Hard (actual above estimate)
-	got, err = reader.Read(ctx, team, b, clock.Now())
+	got, err = reader.Read(ctx, team, b, clk.Now())
 	require.NoError(t, err)
 	require.Equal(t, int64(1_200_000+900_000+2_000_000+700_000+300_000), got.Windows[1].SpentMicros)
 	compare(budgetstatus.PhaseExhausted)

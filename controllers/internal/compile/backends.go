@@ -9,10 +9,8 @@ package compile
 import (
 	"fmt"
 	"maps"
-	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -20,31 +18,10 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
-// Circuit breaker defaults for backends that do not set one.
-const (
-	DefaultConsecutiveFailures = 5
-	DefaultCooldown            = 30 * time.Second
-)
-
 var (
 	regionPattern     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	apiVersionPattern = regexp.MustCompile(`^(v1|preview|[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?)$`)
 )
-
-// DefaultEndpoint returns the provider's public endpoint ("" for Azure, which has none).
-func DefaultEndpoint(p v1alpha1.Provider, region string) string {
-	switch p {
-	case v1alpha1.ProviderOpenAI:
-		return "https://api.openai.com"
-	case v1alpha1.ProviderAnthropic:
-		return "https://api.anthropic.com"
-	case v1alpha1.ProviderBedrock:
-		if region != "" {
-			return "https://bedrock-runtime." + region + ".amazonaws.com"
-		}
-	}
-	return ""
-}
 
 func (c *compiler) backend(b *v1alpha1.ProviderBackend) (snapshot.Backend, bool) {
 	v := newVerdict(KindProviderBackend, b)
@@ -55,8 +32,47 @@ func (c *compiler) backend(b *v1alpha1.ProviderBackend) (snapshot.Backend, bool)
 		Region:   s.Region,
 		ModelMap: maps.Clone(s.ModelMap),
 	}
+	checkProviderSettings(v, s)
+	if s.Azure != nil {
+		out.AzureAPIVersion = s.Azure.APIVersion
+	}
+	out.Endpoint = strings.TrimRight(s.Endpoint, "/")
+	if out.Endpoint == "" {
+		out.Endpoint = snapshot.DefaultEndpoint(out.Provider, s.Region)
+	}
+	// Backstop for the CEL rule on spec.endpoint in api/v1alpha1/providerbackend_types.go,
+	// with the snapshot's own definition of an http(s) URL.
+	if s.Endpoint != "" && !snapshot.HTTPURL(s.Endpoint) {
+		v.invalidf("spec.endpoint must be an http(s) URL")
+	}
+	// Compiler rule (no CRD rule covers map entries): an empty model name or id maps nothing.
+	for k, m := range s.ModelMap {
+		if k == "" || m == "" {
+			v.invalidf("spec.modelMap: empty model name or id (%q: %q)", k, m)
+		}
+	}
+	out.Timeouts = timeouts(v, s.Timeouts)
+	out.CircuitBreaker = circuitBreaker(v, s.CircuitBreaker)
+	// Backstop for the schema's Minimum=0 on spec.maxConcurrentRequests.
+	if s.MaxConcurrentRequests < 0 {
+		v.invalidf("spec.maxConcurrentRequests must not be negative")
+	}
+	out.MaxConcurrent = int(s.MaxConcurrentRequests)
+	out.Prices = prices(v, s.Pricing)
+	out.Credentials = c.credentials(v, b)
 
-	if snapshot.ShapeOf(out.Provider) == "" {
+	included := v.valid() && len(v.refs) == 0 && v.contract(out.Validate())
+	c.record(v, included)
+	return out, included
+}
+
+// checkProviderSettings checks that the provider is known and that the settings of one
+// provider (region, azure) appear with that provider only. Each check is a backstop for the
+// schema enum or a CEL rule of ProviderBackendSpec (api/v1alpha1/providerbackend_types.go),
+// with the same message. The snapshot checks the provider, the Bedrock region and the Azure
+// API version again (Backend.Validate) as the contract's backstop.
+func checkProviderSettings(v *verdict, s *v1alpha1.ProviderBackendSpec) {
+	if snapshot.ShapeOf(snapshot.Provider(s.Provider)) == "" {
 		v.invalidf("spec.provider %q must be one of OpenAI, Anthropic, AzureOpenAI, Bedrock", s.Provider)
 	}
 	switch {
@@ -77,61 +93,47 @@ func (c *compiler) backend(b *v1alpha1.ProviderBackend) (snapshot.Backend, bool)
 	case s.Azure != nil && !apiVersionPattern.MatchString(s.Azure.APIVersion):
 		v.invalidf("spec.azure.apiVersion %q must be v1, preview or a date like 2024-10-21", s.Azure.APIVersion)
 	}
-	if s.Azure != nil {
-		out.AzureAPIVersion = s.Azure.APIVersion
-	}
-	out.Endpoint = strings.TrimRight(s.Endpoint, "/")
-	if out.Endpoint == "" {
-		out.Endpoint = DefaultEndpoint(s.Provider, s.Region)
-	}
-	if s.Endpoint != "" && !httpURL(s.Endpoint) {
-		v.invalidf("spec.endpoint must be an http(s) URL")
-	}
-	for k, m := range s.ModelMap {
-		if k == "" || m == "" {
-			v.invalidf("spec.modelMap: empty model name or id (%q: %q)", k, m)
-		}
-	}
-
-	if t := s.Timeouts; t != nil {
-		out.Timeouts = snapshot.Timeouts{
-			ConnectMs:   millis(v, "spec.timeouts.connect", t.Connect),
-			FirstByteMs: millis(v, "spec.timeouts.firstByte", t.FirstByte),
-			IdleMs:      millis(v, "spec.timeouts.idle", t.Idle),
-		}
-	}
-	out.CircuitBreaker = snapshot.CircuitBreaker{ConsecutiveFailures: DefaultConsecutiveFailures, CooldownMs: DefaultCooldown.Milliseconds()}
-	if cb := s.CircuitBreaker; cb != nil {
-		if cb.ConsecutiveFailures != 0 {
-			if cb.ConsecutiveFailures < 1 || cb.ConsecutiveFailures > 1000 {
-				v.invalidf("spec.circuitBreaker.consecutiveFailures must be 1-1000")
-			}
-			out.CircuitBreaker.ConsecutiveFailures = int(cb.ConsecutiveFailures)
-		}
-		if cb.Cooldown != nil {
-			out.CircuitBreaker.CooldownMs = millis(v, "spec.circuitBreaker.cooldown", cb.Cooldown)
-		}
-	}
-	if s.MaxConcurrentRequests < 0 {
-		v.invalidf("spec.maxConcurrentRequests must not be negative")
-	}
-	out.MaxConcurrent = int(s.MaxConcurrentRequests)
-	out.Prices = prices(v, s.Pricing)
-
-	out.Credentials = c.credentials(v, b)
-
-	included := v.valid() && len(v.refs) == 0
-	if included {
-		if err := checkContract(snapshot.Snapshot{Backends: []snapshot.Backend{out}}); err != nil {
-			v.invalidf("%v", err)
-			included = false
-		}
-	}
-	c.record(v, included)
-	return out, included
 }
 
-// credentials reads the provider's fixed keys from the backend's Secret.
+// timeouts converts the backend's timeouts; unset ones stay 0 (the gateway's defaults,
+// snapshot.Default*Timeout).
+func timeouts(v *verdict, t *v1alpha1.BackendTimeouts) snapshot.Timeouts {
+	if t == nil {
+		return snapshot.Timeouts{}
+	}
+	return snapshot.Timeouts{
+		ConnectMs:   millis(v, "spec.timeouts.connect", t.Connect),
+		FirstByteMs: millis(v, "spec.timeouts.firstByte", t.FirstByte),
+		IdleMs:      millis(v, "spec.timeouts.idle", t.Idle),
+	}
+}
+
+// circuitBreaker converts the backend's breaker, filling in the contract's defaults.
+func circuitBreaker(v *verdict, cb *v1alpha1.CircuitBreakerSpec) snapshot.CircuitBreaker {
+	out := snapshot.CircuitBreaker{
+		ConsecutiveFailures: snapshot.DefaultBreakerFailures,
+		CooldownMs:          snapshot.DefaultBreakerCooldown.Milliseconds(),
+	}
+	if cb == nil {
+		return out
+	}
+	if cb.ConsecutiveFailures != 0 {
+		// Backstop for the schema's Minimum=1, Maximum=1000 on consecutiveFailures.
+		if cb.ConsecutiveFailures < 1 || cb.ConsecutiveFailures > 1000 {
+			v.invalidf("spec.circuitBreaker.consecutiveFailures must be 1-1000")
+		}
+		out.ConsecutiveFailures = int(cb.ConsecutiveFailures)
+	}
+	if cb.Cooldown != nil {
+		out.CooldownMs = millis(v, "spec.circuitBreaker.cooldown", cb.Cooldown)
+	}
+	return out
+}
+
+// credentials reads the provider's fixed keys from the backend's Secret. Which keys a provider
+// needs is a compiler rule (it needs the Secret, so no CRD rule can say it), reported as
+// ResolvedRefs=False; the snapshot's Backend.Validate checks the credentials again as its
+// backstop.
 func (c *compiler) credentials(v *verdict, b *v1alpha1.ProviderBackend) snapshot.Credentials {
 	ns, name := b.Namespace, b.Spec.CredentialsSecretRef.Name
 	const field = "spec.credentialsSecretRef"
@@ -176,6 +178,8 @@ func (c *compiler) credentials(v *verdict, b *v1alpha1.ProviderBackend) snapshot
 	return cr
 }
 
+// prices converts the backend's price overrides. The checks are backstops for the schema of
+// ModelPricing (model required, one entry per model, decimal prices, positive token counts).
 func prices(v *verdict, in []v1alpha1.ModelPricing) []snapshot.ModelPrice {
 	if len(in) == 0 {
 		return nil
@@ -221,7 +225,9 @@ func prices(v *verdict, in []v1alpha1.ModelPricing) []snapshot.ModelPrice {
 	return out
 }
 
-// millis converts an optional duration to milliseconds; negative durations are invalid.
+// millis converts an optional duration to milliseconds. A negative duration is invalid: the CRD
+// has no rule for it, and checking the spec value names the field (the snapshot's own rule on
+// negative milliseconds, its backstop, would miss a negative duration under a millisecond).
 func millis(v *verdict, field string, d *metav1.Duration) int64 {
 	if d == nil {
 		return 0
@@ -231,9 +237,4 @@ func millis(v *verdict, field string, d *metav1.Duration) int64 {
 		return 0
 	}
 	return d.Milliseconds()
-}
-
-func httpURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != ""
 }

@@ -13,11 +13,24 @@ Licensed under the MIT License. See LICENSE in the repository root.
 // objects claim the same thing (a model name, a team, the cluster default budget, a product or
 // an API key) the older one wins (creationTimestamp, then namespace/name) and the other is not
 // Accepted (reason Conflicted).
+//
+// Validation has three layers, each with one job:
+//
+//   - The CRDs' schema and CEL rules (api/v1alpha1) refuse a broken spec at the API server.
+//   - The compiler checks each spec again (the functions per kind in this package). For every
+//     rule the CRD already has, this is a backstop, with the CRD's message: `operator compile`
+//     reads YAML with no API server in front, and an object stored before a rule existed is
+//     still compiled. Each such check names the rule it mirrors. The compiler alone checks
+//     what needs other objects: references (Secrets, backends, teams) and conflicts.
+//   - The snapshot contract's Validate method of each compiled object (snapshot.Backend,
+//     Route, Team, Budget) runs last, as the compiler's backstop: a rule the compiler missed
+//     rejects that object only. Seal then checks the cross-references of the whole snapshot.
+//     Where the compiler needs a rule of the contract on a spec value, it calls the snapshot's
+//     predicate (snapshot.HTTPURL, IsDNSLabel, ValidProduct, IsFailoverClass, Shape.Valid).
 package compile
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -77,12 +90,10 @@ func DefaultOptions() Options {
 // least one Hard limit.
 func (o Options) Validate() error {
 	b := o.DefaultBudget
-	if !slices.ContainsFunc(b.Limits, func(l snapshot.SpendLimit) bool { return l.Enforcement == snapshot.EnforceHard }) {
+	if !hasHardLimit(b.Limits) {
 		return errors.New("the default budget needs at least one Hard limit: no team is unlimited")
 	}
-	s := snapshot.Snapshot{DefaultBudget: b}
-	s.DefaultBudget.Limits = slices.Clone(b.Limits)
-	if err := s.Seal(); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("default budget: %w", err)
 	}
 	return nil
@@ -336,18 +347,18 @@ func cloneBudget(b snapshot.Budget) snapshot.Budget {
 	return b
 }
 
-// checkContract runs the snapshot contract's own validation on a partial snapshot holding one
-// object (and what it needs), so that a rule the compiler missed still only rejects that object.
-// It works on a deep copy: Seal sorts and compacts slices in place.
-func checkContract(partial snapshot.Snapshot) error {
-	partial.DefaultBudget = DefaultOptions().DefaultBudget
-	b, err := json.Marshal(&partial)
-	if err != nil {
-		return fmt.Errorf("encode partial snapshot: %w", err)
+// contract records the problems err holds (the snapshot's Validate of a compiled object) as
+// spec rule violations, one per rule, and reports whether there were none.
+func (v *verdict) contract(err error) bool {
+	if err == nil {
+		return true
 	}
-	var s snapshot.Snapshot
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("decode partial snapshot: %w", err)
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
 	}
-	return s.Seal()
+	for _, e := range errs {
+		v.invalidf("%v", e)
+	}
+	return false
 }

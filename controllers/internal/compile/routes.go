@@ -15,6 +15,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
+// modelPattern is the Pattern of the ModelName type in api/v1alpha1/llmroute_types.go.
 var modelPattern = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9._:/@]*$`)
 
 // modelClaims records which route owns each model name, alias and prefix.
@@ -67,16 +68,37 @@ func (c *compiler) route(r *v1alpha1.LLMRoute, claims *modelClaims) (snapshot.Ro
 	v := newVerdict(KindLLMRoute, r)
 	s := &r.Spec
 	out := snapshot.Route{Name: nsName(r), Shape: snapshot.Shape(s.Shape)}
-	if out.Shape != snapshot.ShapeOpenAI && out.Shape != snapshot.ShapeAnthropic {
+	// Backstop for the schema enum of spec.shape (api/v1alpha1/llmroute_types.go).
+	if !out.Shape.Valid() {
 		v.invalidf("spec.shape %q must be OpenAI or Anthropic", s.Shape)
 	}
 	c.routeModels(v, &s.Models, &out)
 	validateRouteBackends(v, s.Backends)
-	validateFailover(v, s.Failover)
+	out.Backends = c.routeTargets(v, r, out.Shape)
+	out.Failover = failover(v, s.Failover, len(out.Backends))
 	out.Limits = routeLimits(v, s.Limits)
 
-	// References: every backend must exist, be in the snapshot and serve the route's shape.
-	for _, rb := range s.Backends {
+	included := v.accepted() && len(out.Backends) > 0 && v.contract(out.Validate())
+	// A route that is Accepted claims its models even while it has no backend to serve them.
+	if v.accepted() {
+		if msg := claims.conflict(&s.Models); msg != "" {
+			v.reject(v1alpha1.ReasonConflicted, "%s", msg)
+			included = false
+		} else {
+			claims.claim(&s.Models, out.Name)
+		}
+	}
+	c.record(v, included)
+	return out, included
+}
+
+// routeTargets resolves the route's backends: each must be in the snapshot and serve the
+// route's shape. These compiler rules need other objects and give the condition reasons
+// (BackendNotFound, BackendRejected, ShapeMismatch); Seal checks both again across the whole
+// snapshot, as the backstop.
+func (c *compiler) routeTargets(v *verdict, r *v1alpha1.LLMRoute, shape snapshot.Shape) []snapshot.RouteBackend {
+	var out []snapshot.RouteBackend
+	for _, rb := range r.Spec.Backends {
 		name := r.Namespace + "/" + rb.Name
 		b, ok := c.backends[name]
 		switch {
@@ -84,56 +106,25 @@ func (c *compiler) route(r *v1alpha1.LLMRoute, claims *modelClaims) (snapshot.Ro
 			v.ref(v1alpha1.ReasonBackendRejected, "ProviderBackend %s is not in the snapshot (see its conditions)", name)
 		case !ok:
 			v.ref(v1alpha1.ReasonBackendNotFound, "ProviderBackend %s not found", name)
-		case snapshot.ShapeOf(b.Provider) != out.Shape:
-			v.ref(v1alpha1.ReasonShapeMismatch, "ProviderBackend %s (%s) serves the %s shape, not %s", name, b.Provider, snapshot.ShapeOf(b.Provider), out.Shape)
+		case snapshot.ShapeOf(b.Provider) != shape:
+			v.ref(v1alpha1.ReasonShapeMismatch, "ProviderBackend %s (%s) serves the %s shape, not %s", name, b.Provider, snapshot.ShapeOf(b.Provider), shape)
 			v.reject(v1alpha1.ReasonShapeMismatch, "ProviderBackend %s (%s) serves the %s shape, not %s: the gateway never translates between shapes",
-				name, b.Provider, snapshot.ShapeOf(b.Provider), out.Shape)
+				name, b.Provider, snapshot.ShapeOf(b.Provider), shape)
 		default:
-			w := 1
+			w := 1 // the documented default weight of RouteBackend
 			if rb.Weight != nil {
 				w = int(*rb.Weight)
 			}
-			out.Backends = append(out.Backends, snapshot.RouteBackend{Backend: name, Priority: int(rb.Priority), Weight: w})
+			out = append(out, snapshot.RouteBackend{Backend: name, Priority: int(rb.Priority), Weight: w})
 		}
 	}
-
-	if v.accepted() {
-		if msg := claims.conflict(&s.Models); msg != "" {
-			v.reject(v1alpha1.ReasonConflicted, "%s", msg)
-		} else {
-			claims.claim(&s.Models, out.Name)
-		}
-	}
-
-	out.Failover = snapshot.Failover{On: slices.Clone(snapshot.AllFailoverClasses), MaxAttempts: len(out.Backends)}
-	if f := s.Failover; f != nil {
-		if len(f.Classes) > 0 {
-			out.Failover.On = make([]string, len(f.Classes))
-			for i, cl := range f.Classes {
-				out.Failover.On[i] = string(cl)
-			}
-		}
-		if f.MaxAttempts > 0 {
-			out.Failover.MaxAttempts = int(f.MaxAttempts)
-		}
-		out.Failover.PerTryTimeoutMs = millis(v, "spec.failover.perTryTimeout", f.PerTryTimeout)
-	}
-
-	included := v.accepted() && len(out.Backends) > 0
-	if included {
-		partial := snapshot.Snapshot{Routes: []snapshot.Route{out}}
-		for _, rb := range out.Backends {
-			partial.Backends = append(partial.Backends, *c.backends[rb.Backend])
-		}
-		if err := checkContract(partial); err != nil {
-			v.invalidf("%v", err)
-			included = false
-		}
-	}
-	c.record(v, included)
-	return out, included
+	return out
 }
 
+// routeModels converts the route's model names, aliases and prefixes. Each check is a backstop
+// for the schema or a CEL rule of RouteModels and ModelName (api/v1alpha1/llmroute_types.go):
+// at least one name, alias or prefix; the ModelName pattern; list-set and list-map keys that
+// appear once; no alias also listed in names.
 func (c *compiler) routeModels(v *verdict, m *v1alpha1.RouteModels, out *snapshot.Route) {
 	if len(m.Names)+len(m.Aliases)+len(m.Prefixes) == 0 {
 		v.invalidf("models needs at least one name, alias or prefix")
@@ -177,12 +168,16 @@ func (c *compiler) routeModels(v *verdict, m *v1alpha1.RouteModels, out *snapsho
 	}
 }
 
+// checkModel is the backstop for the schema of ModelName (MinLength, MaxLength, Pattern).
 func checkModel(v *verdict, field, name string) {
 	if len(name) == 0 || len(name) > 128 || !modelPattern.MatchString(name) {
 		v.invalidf("%s: %q is not a valid model name", field, name)
 	}
 }
 
+// validateRouteBackends is the backstop for the schema and the CEL rule of
+// LLMRouteSpec.backends (api/v1alpha1/llmroute_types.go): 1 to 16 backends, each named once,
+// priority 0-100, weight 1-10000, and a weight on every backend of a shared priority.
 func validateRouteBackends(v *verdict, backends []v1alpha1.RouteBackend) {
 	if len(backends) == 0 {
 		v.invalidf("spec.backends needs at least one backend")
@@ -216,13 +211,18 @@ func validateRouteBackends(v *verdict, backends []v1alpha1.RouteBackend) {
 	}
 }
 
-func validateFailover(v *verdict, f *v1alpha1.FailoverPolicy) {
+// failover converts the failover policy, with its documented defaults: every failure class,
+// as many attempts as the route has backends. The checks on classes and maxAttempts are
+// backstops for the schema of FailoverPolicy (the class enum, a list set, Minimum=1), with the
+// snapshot's definition of a class (snapshot.IsFailoverClass).
+func failover(v *verdict, f *v1alpha1.FailoverPolicy, backends int) snapshot.Failover {
+	out := snapshot.Failover{On: slices.Clone(snapshot.AllFailoverClasses), MaxAttempts: backends}
 	if f == nil {
-		return
+		return out
 	}
 	seen := map[v1alpha1.FailoverClass]bool{}
 	for _, cl := range f.Classes {
-		if !slices.Contains(snapshot.AllFailoverClasses, string(cl)) {
+		if !snapshot.IsFailoverClass(string(cl)) {
 			v.invalidf("spec.failover.classes: unknown failure class %q", cl)
 		}
 		if seen[cl] {
@@ -230,11 +230,25 @@ func validateFailover(v *verdict, f *v1alpha1.FailoverPolicy) {
 		}
 		seen[cl] = true
 	}
+	if len(f.Classes) > 0 {
+		out.On = make([]string, len(f.Classes))
+		for i, cl := range f.Classes {
+			out.On[i] = string(cl)
+		}
+	}
 	if f.MaxAttempts < 0 {
 		v.invalidf("spec.failover.maxAttempts must be at least 1")
 	}
+	if f.MaxAttempts > 0 {
+		out.MaxAttempts = int(f.MaxAttempts)
+	}
+	out.PerTryTimeoutMs = millis(v, "spec.failover.perTryTimeout", f.PerTryTimeout)
+	return out
 }
 
+// routeLimits converts the request limits. The checks are backstops for the schema
+// (Minimum=1, Minimum=1024) and the CEL rule "defaultMaxTokens must not exceed maxTokens" of
+// RequestLimits (api/v1alpha1/llmroute_types.go).
 func routeLimits(v *verdict, l *v1alpha1.RequestLimits) snapshot.RequestLimits {
 	if l == nil {
 		return snapshot.RequestLimits{}

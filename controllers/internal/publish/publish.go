@@ -40,6 +40,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 // Long-poll bounds, in seconds.
@@ -55,8 +56,8 @@ const dropGrace = 10 * time.Second
 type Options struct {
 	// Token returns the bearer token pods must present. An empty token refuses every request.
 	Token TokenSource
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
+	// Clock is the clock (the wall clock when nil).
+	Clock clock.Clock
 	// OnReplicasChanged, when set, is called whenever the set of pods or a pod's applied
 	// version changes. It is called without locks held and must not block.
 	OnReplicasChanged func()
@@ -89,9 +90,7 @@ type podState struct {
 
 // New returns a server with no snapshot.
 func New(opts Options) *Server {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = clock.Or(opts.Clock)
 	if opts.Token == nil {
 		opts.Token = StaticToken(nil)
 	}
@@ -277,7 +276,7 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 
 // seen records a pod's report.
 func (s *Server) seen(pod, applied string, wait time.Duration) {
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	old, known := s.pods[pod]
 	s.pods[pod] = podState{applied: applied, lastSeen: now, expires: now.Add(2*wait + dropGrace)}
@@ -293,7 +292,7 @@ func (s *Server) seen(pod, applied string, wait time.Duration) {
 // Sweep drops pods not seen in time and reports whether any was dropped. The operator calls it
 // periodically; Replicas ignores expired pods either way.
 func (s *Server) Sweep() bool {
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	var dropped []string
 	s.mu.Lock()
 	for name, p := range s.pods {
@@ -322,7 +321,7 @@ type Pod struct {
 
 // Pods returns the live pods, sorted by name.
 func (s *Server) Pods() []Pod {
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	out := make([]Pod, 0, len(s.pods))
 	for name, p := range s.pods {

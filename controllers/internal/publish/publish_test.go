@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 	"github.com/posthog/llm-gateway/internal/leakcheck"
 )
 
@@ -45,31 +45,19 @@ func sealed(t *testing.T, dailyMicros int64) *snapshot.Snapshot {
 	return s
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type harness struct {
 	srv     *Server
 	http    *httptest.Server
-	clock   *fakeClock
+	clock   *clock.Fake
 	changes atomic.Int32
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	h := &harness{clock: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	h.srv = New(Options{
 		Token:             StaticToken(token),
-		Now:               h.clock.Now,
+		Clock:             h.clock,
 		OnReplicasChanged: func() { h.changes.Add(1) },
 		Log:               logr.Discard(),
 	})

@@ -13,12 +13,8 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
-const (
-	// DefaultEndpoint is used when a backend names none.
-	DefaultEndpoint = "https://api.anthropic.com"
-	// DefaultVersion is sent when the client sends no anthropic-version.
-	DefaultVersion = "2023-06-01"
-)
+// DefaultVersion is sent when the client sends no anthropic-version.
+const DefaultVersion = "2023-06-01"
 
 // RequestHeaders are the client request headers forwarded to Anthropic besides
 // anthropic-version and anthropic-beta (handled separately). Everything else is dropped:
@@ -39,7 +35,7 @@ func New(b *snapshot.Backend, opts provider.Options) (*Adapter, error) {
 	if b.Credentials.APIKey == "" && b.Credentials.BearerToken == "" {
 		return nil, fmt.Errorf("anthropic backend %s: no API key", b.Name)
 	}
-	base, err := provider.BaseEndpoint(b.Endpoint, DefaultEndpoint, "/v1")
+	base, err := provider.BaseEndpoint(b.Endpoint, snapshot.DefaultEndpoint(snapshot.ProviderAnthropic, ""), "/v1")
 	if err != nil {
 		return nil, fmt.Errorf("anthropic backend %s: %w", b.Name, err)
 	}
@@ -135,7 +131,7 @@ func contains(list []string, s string) bool {
 
 // Error classifies an error response (see Classify).
 func (a *Adapter) Error(c *provider.Call, status int, header http.Header, body []byte) *provider.UpstreamError {
-	return Classify(status, header, body, a.opts.Clock()())
+	return Classify(status, header, body, a.opts.Now())
 }
 
 // Parse reads a non-streaming body; the client gets the upstream bytes unchanged.

@@ -188,7 +188,7 @@ func (a *Adapter) url(op provider.Operation, deployment string) string {
 // DeploymentNotFound and the content_filter 400), also treating an innererror
 // ResponsibleAIPolicyViolation as a content-policy result: never a failover.
 func (a *Adapter) Error(c *provider.Call, status int, header http.Header, body []byte) *provider.UpstreamError {
-	e := openai.Classify(status, header, body, a.opts.Clock()())
+	e := openai.Classify(status, header, body, a.opts.Now())
 	for _, k := range []string{"error.innererror.code", "error.inner_error.code"} {
 		if gjson.GetBytes(body, k).String() == "ResponsibleAIPolicyViolation" {
 			e.Class, e.ContentPolicy = "", true

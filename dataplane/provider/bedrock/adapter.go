@@ -40,7 +40,8 @@ type Adapter struct {
 
 // New returns the adapter of a Bedrock backend. It needs a region, and either a Bedrock API
 // key (Credentials.BearerToken, sent as a bearer token) or static AWS keys (SigV4, with the
-// session token when set). The endpoint defaults to bedrock-runtime.<region>.amazonaws.com.
+// session token when set). The endpoint defaults to
+// Bedrock Runtime in the region (snapshot.DefaultEndpoint).
 func New(b *snapshot.Backend, opts provider.Options) (*Adapter, error) {
 	if b.Region == "" {
 		return nil, fmt.Errorf("bedrock backend %s: no region", b.Name)
@@ -49,7 +50,7 @@ func New(b *snapshot.Backend, opts provider.Options) (*Adapter, error) {
 	if c.BearerToken == "" && (c.AWSAccessKeyID == "" || c.AWSSecretAccessKey == "") {
 		return nil, fmt.Errorf("bedrock backend %s: needs a Bedrock API key or an AWS access key id and secret", b.Name)
 	}
-	base, err := provider.BaseEndpoint(b.Endpoint, "https://bedrock-runtime."+b.Region+".amazonaws.com", "")
+	base, err := provider.BaseEndpoint(b.Endpoint, snapshot.DefaultEndpoint(snapshot.ProviderBedrock, b.Region), "")
 	if err != nil {
 		return nil, fmt.Errorf("bedrock backend %s: %w", b.Name, err)
 	}
@@ -167,7 +168,7 @@ func (a *Adapter) authorize(ctx context.Context, req *http.Request, body []byte)
 		return nil
 	}
 	sum := sha256.Sum256(body)
-	err := a.signer.SignHTTP(ctx, a.creds, req, hex.EncodeToString(sum[:]), SigningName, a.backend.Region, a.opts.Clock()())
+	err := a.signer.SignHTTP(ctx, a.creds, req, hex.EncodeToString(sum[:]), SigningName, a.backend.Region, a.opts.Now())
 	if err != nil {
 		return fmt.Errorf("bedrock: sign request: %w", err)
 	}
@@ -176,7 +177,7 @@ func (a *Adapter) authorize(ctx context.Context, req *http.Request, body []byte)
 
 // Error classifies an error response; its Body is Anthropic-shaped (see Classify).
 func (a *Adapter) Error(c *provider.Call, status int, header http.Header, body []byte) *provider.UpstreamError {
-	return Classify(status, header, body, a.opts.Clock()())
+	return Classify(status, header, body, a.opts.Now())
 }
 
 // Parse reads a non-streaming body. A Messages body is already an Anthropic Message (usage

@@ -27,6 +27,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/provider/internal/wiretest"
 	"github.com/posthog/llm-gateway/dataplane/provider/sse"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -310,7 +311,7 @@ func TestSupports(t *testing.T) {
 func newAdapter(t testing.TB, c snapshot.Credentials) *Adapter {
 	a, err := New(&snapshot.Backend{Name: "ns/bedrock", Provider: snapshot.ProviderBedrock, Region: "us-east-1", Credentials: c,
 		ModelMap: map[string]string{"claude-sonnet-4-5": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}},
-		provider.Options{Now: func() time.Time { return time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC) }})
+		provider.Options{Clock: clock.NewFake(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))})
 	require.NoError(t, err)
 	return a
 }

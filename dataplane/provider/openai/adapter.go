@@ -12,9 +12,6 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
-// DefaultEndpoint is used when a backend names none.
-const DefaultEndpoint = "https://api.openai.com"
-
 // RequestHeaders are the client request headers forwarded to OpenAI. Everything else is
 // dropped: client credentials (authorization, x-api-key, api-key), the OpenAI account headers
 // OpenAI-Organization and OpenAI-Project (they would pick an organization or project for the
@@ -35,7 +32,7 @@ func New(b *snapshot.Backend, opts provider.Options) (*Adapter, error) {
 	if b.Credentials.APIKey == "" {
 		return nil, fmt.Errorf("openai backend %s: no API key", b.Name)
 	}
-	base, err := provider.BaseEndpoint(b.Endpoint, DefaultEndpoint, "/v1")
+	base, err := provider.BaseEndpoint(b.Endpoint, snapshot.DefaultEndpoint(snapshot.ProviderOpenAI, ""), "/v1")
 	if err != nil {
 		return nil, fmt.Errorf("openai backend %s: %w", b.Name, err)
 	}
@@ -90,7 +87,7 @@ func (a *Adapter) NewRequest(ctx context.Context, c *provider.Call) (*http.Reque
 
 // Error classifies an error response (see Classify).
 func (a *Adapter) Error(c *provider.Call, status int, header http.Header, body []byte) *provider.UpstreamError {
-	return Classify(status, header, body, a.opts.Clock()())
+	return Classify(status, header, body, a.opts.Now())
 }
 
 // Parse reads a non-streaming body; the client gets the upstream bytes unchanged.

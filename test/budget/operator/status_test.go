@@ -48,8 +48,8 @@ import (
 	"github.com/posthog/llm-gateway/api/v1alpha1"
 	"github.com/posthog/llm-gateway/controllers"
 	"github.com/posthog/llm-gateway/dataplane/budget"
-	"github.com/posthog/llm-gateway/dataplane/budget/budgettest"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/internal/clock"
 	"github.com/posthog/llm-gateway/test/redistest"
 )
 
@@ -110,7 +110,7 @@ type harness struct {
 	ctx   context.Context
 	k8s   client.Client
 	redis *redistest.Server
-	clock *budgettest.Clock
+	clock *clock.Fake
 	pod   *budget.Manager
 	ns    string
 }
@@ -122,7 +122,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	h := &harness{t: t, ctx: context.Background(), redis: redistest.Start(t),
 		// Ten minutes into an hour: moving the clock by a cooldown stays in the same windows.
-		clock: budgettest.NewClock(time.Now().UTC().Truncate(time.Hour).Add(10 * time.Minute))}
+		clock: clock.NewFake(time.Now().UTC().Truncate(time.Hour).Add(10 * time.Minute))}
 	h.k8s = h.startOperator()
 	s, err := budget.NewRedisStore(h.redis.URL())
 	require.NoError(t, err)
@@ -156,7 +156,7 @@ func (h *harness) startOperator() client.Client {
 	_, err = controllers.Setup(ctx, mgr, controllers.Options{
 		OperatorNamespace: "llm-gateway-system", SnapshotListener: l, SnapshotToken: []byte("token"),
 		DefaultBudget: controllers.DefaultBudgetFlags{Day: "50.00", OnStoreUnavailable: snapshot.FailClosed, UnpricedModels: snapshot.UnpricedReject},
-		BudgetState:   reader, BudgetRefresh: refreshInterval, Now: h.clock.Now,
+		BudgetState:   reader, BudgetRefresh: refreshInterval, Clock: h.clock,
 	})
 	require.NoError(t, err)
 	done := make(chan error, 1)
