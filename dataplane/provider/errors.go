@@ -107,7 +107,8 @@ func nullable(s string) *string {
 }
 
 // StreamErrorEvent renders a terminal in-protocol SSE error event for a stream that has
-// already been committed to the client (providers.md section 6.3). The stream must be closed
+// already been committed to the client
+// (docs/providers.md "Streams: commit point and error events"). The stream must be closed
 // after it, without the operation's normal terminator.
 //
 //	Anthropic messages: event: error / {"type":"error","error":{"type":...,"message":...}}

@@ -21,7 +21,8 @@ func TestErrorBodies(t *testing.T) {
 	require.Equal(t, `{"type":"error","error":{"type":"invalid_request_error","message":"bad \u003cmodel\u003e"}}`, string(p.Body(OpCountTokens)))
 }
 
-// The stream error events are what providers.md 1.4, 2.3, 3.4 and 6.3 say the SDKs recognise.
+// The stream error events are the forms the official SDKs recognise
+// (docs/providers.md "Streams: commit point and error events").
 func TestStreamErrorEvent(t *testing.T) {
 	e := &GatewayError{AnthropicType: AnthropicOverloaded, OpenAIType: OpenAIServerError, Message: "upstream failed"}
 	require.Equal(t, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"upstream failed\"}}\n\n", string(StreamErrorEvent(OpMessages, e, 0)))

@@ -9,7 +9,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/cost"
 )
 
-// messages serves POST /v1/messages (Anthropic Messages, providers.md 3).
+// messages serves POST /v1/messages (docs/providers.md "Anthropic Messages").
 func (s *Server) messages(c *call) {
 	if !c.anthropicHeaders() {
 		return

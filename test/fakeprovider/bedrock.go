@@ -77,7 +77,9 @@ func validateBedrockBody(body []byte) string {
 }
 
 // bedrockInvoke serves InvokeModel (JSON Message) and InvokeModelWithResponseStream (AWS
-// event stream of chunk frames, providers.md 4.5-4.8).
+// event stream of chunk frames), per docs/providers.md "AWS Bedrock: requests, model ids and auth",
+// docs/providers.md "AWS event-stream framing" and
+// docs/providers.md "AWS Bedrock: the stream translated, and its usage".
 func (s *Server) bedrockInvoke(c *call) {
 	if msg := validateBedrockBody(c.body); msg != "" {
 		c.writeError(http.StatusBadRequest, "ValidationException", msg)

@@ -2,7 +2,7 @@
 // completions, responses, models), Anthropic (messages, count_tokens), AWS Bedrock
 // (InvokeModel, InvokeModelWithResponseStream with AWS event-stream framing, CountTokens; SigV4
 // or bearer auth) and Azure OpenAI (deployment, classic responses and v1 routes), exactly as
-// the real providers do (shared/reference/providers.md), including usage semantics.
+// the real providers do (docs/providers.md "Provider wire facts"), including usage semantics.
 //
 // Every response is deterministic and derived from the request and a Scenario: status and
 // error body, retry-after, delays, chunk count and pacing, mid-stream faults (error event,

@@ -6,7 +6,8 @@ import (
 	"hash/crc32"
 )
 
-// AWS event-stream framing (application/vnd.amazon.eventstream), providers.md 4.6:
+// AWS event-stream framing (application/vnd.amazon.eventstream),
+// docs/providers.md "AWS event-stream framing":
 //
 //	uint32 total_length | uint32 headers_length | uint32 prelude_crc (CRC32 of bytes [0,8))
 //	headers | payload | uint32 message_crc (CRC32 of bytes [0,total_length-4))

@@ -10,7 +10,8 @@ import (
 
 const systemFingerprint = "fp_fake"
 
-// chat serves OpenAI POST /v1/chat/completions and the Azure chat routes (providers.md 1, 5).
+// chat serves OpenAI POST /v1/chat/completions and the Azure chat routes
+// (docs/providers.md "OpenAI Chat Completions", "Azure OpenAI").
 func (s *Server) chat(c *call) {
 	if c.provider == Azure && !c.azureRoute() {
 		return

@@ -6,7 +6,8 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/cost"
 )
 
-// responses serves OpenAI POST /v1/responses and the Azure responses routes (providers.md 2).
+// responses serves OpenAI POST /v1/responses and the Azure responses routes
+// (docs/providers.md "OpenAI Responses", "Azure OpenAI").
 func (s *Server) responses(c *call) {
 	if c.provider == Azure && !c.azureRoute() {
 		return

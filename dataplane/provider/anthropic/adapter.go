@@ -1,5 +1,5 @@
 // Package anthropic is the wire code of the Anthropic Messages API: requests, the SSE stream,
-// usage accumulation and error classes (providers.md sections 3 and 6). Bedrock reuses its
+// usage accumulation and error classes (docs/providers.md "Anthropic Messages"). Bedrock reuses its
 // accumulator, parser and classifier for the Anthropic events it carries.
 package anthropic
 

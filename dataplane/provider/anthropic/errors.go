@@ -12,7 +12,8 @@ import (
 )
 
 // Classify turns a non-2xx Anthropic error response into an *provider.UpstreamError. The
-// error.type decides first, the HTTP status second (providers.md 3.5, 6.1):
+// error.type decides first, the HTTP status second
+// (docs/providers.md "Anthropic Messages", "Error classification"):
 //
 //	529 overloaded_error                                   Overloaded
 //	500 api_error, 504 timeout_error, other 5xx            ServerError

@@ -33,7 +33,8 @@ func (c *counts) apply(u gjson.Result) {
 }
 
 // fallback fills counts the stream never reported from Bedrock's invocation metrics
-// (providers.md 4.8): inputTokenCount excludes cached tokens, as input_tokens does.
+// (docs/providers.md "AWS Bedrock: the stream translated, and its usage"):
+// inputTokenCount excludes cached tokens, as input_tokens does.
 func (c *counts) fallback(m gjson.Result) {
 	fill := func(i int, v gjson.Result, dst *int64) {
 		if !c.seen[i] && v.Type == gjson.Number {

@@ -1,4 +1,4 @@
-// Package azure is the wire code of Azure OpenAI (providers.md section 5): deployment, classic
+// Package azure is the wire code of Azure OpenAI (docs/providers.md "Azure OpenAI"): deployment, classic
 // Responses and v1 URL forms, api-key or Entra bearer auth, feature checks per api-version.
 // Streams, bodies and errors are OpenAI-shaped, read with the openai package (its chat reader
 // tolerates Azure's prompt-filter and annotation chunks).
@@ -104,8 +104,8 @@ func (a *Adapter) UpstreamModel(canonical, requested string) string {
 	return canonical
 }
 
-// Supports reports whether the resource serves the call unchanged (providers.md 1.2, 2.1,
-// 6.2): the OpenAI operations; on a dated api-version older than 2024-09-01-preview no
+// Supports reports whether the resource serves the call unchanged
+// (docs/providers.md "Azure OpenAI"): the OpenAI operations; on a dated api-version older than 2024-09-01-preview no
 // max_completion_tokens and no client-requested stream_options; on one older than
 // 2025-03-01-preview no Responses; on Responses no context_management and no status on
 // replayed input items. Stickiness (previous_response_id, conversation) is decided by the

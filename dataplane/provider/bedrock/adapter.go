@@ -1,6 +1,7 @@
 // Package bedrock is the wire code of Claude on AWS Bedrock (InvokeModel,
 // InvokeModelWithResponseStream, CountTokens): the body envelope, SigV4 or API-key auth, the
-// event-stream to Anthropic SSE translation, and error classes (providers.md section 4). A
+// event-stream to Anthropic SSE translation, and error classes
+// (docs/providers.md "AWS Bedrock: requests, model ids and auth" and the sections after it). A
 // client of the gateway speaks the Anthropic Messages API and cannot tell Bedrock served it:
 // streams, bodies and errors come back in the Anthropic shape.
 package bedrock

@@ -19,7 +19,7 @@ type exception struct {
 }
 
 // exceptions maps Bedrock exception names (lowercased: HTTP errors use PascalCase, stream
-// exception frames camelCase) per providers.md 4.9. ServiceQuotaExceededException is HTTP 400
+// exception frames camelCase) per docs/providers.md "Bedrock errors". ServiceQuotaExceededException is HTTP 400
 // on the wire but a quota failure, which is why the name decides, not the status.
 var exceptions = map[string]exception{
 	"throttlingexception":                 {snapshot.FailoverRateLimited, http.StatusTooManyRequests, provider.AnthropicRateLimit},

@@ -20,7 +20,7 @@ import (
 // have received from Anthropic: "event: <inner type>\ndata: <inner json>\n\n" for each chunk.
 // The "amazon-bedrock-invocationMetrics" Bedrock adds to message_stop is read for metering and
 // removed, so the client bytes equal Anthropic's. Exception frames end the stream with an
-// *provider.UpstreamError (providers.md 4.9); frames of unknown event types are skipped.
+// *provider.UpstreamError (docs/providers.md "Bedrock errors"); frames of unknown event types are skipped.
 type StreamReader struct {
 	body  io.Closer
 	dec   *eventstream.Decoder

@@ -1,6 +1,6 @@
 // Package eventstream decodes the AWS event-stream binary framing
 // (application/vnd.amazon.eventstream) that Bedrock's InvokeModelWithResponseStream uses
-// (providers.md 4.6):
+// (docs/providers.md "AWS event-stream framing"):
 //
 //	uint32 total length | uint32 headers length | uint32 CRC32 of the first 8 bytes
 //	headers | payload | uint32 CRC32 of everything before it

@@ -84,7 +84,7 @@ func TestDecodeEveryHeaderType(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF, "sticky")
 }
 
-// The documented first bytes of a Bedrock chunk frame (providers.md 4.6).
+// The documented first bytes of a Bedrock chunk frame (docs/providers.md "AWS event-stream framing").
 func TestBedrockPrelude(t *testing.T) {
 	payload := bytes.Repeat([]byte("x"), 322-75-16)
 	in := encode(t, aws.Message{Headers: aws.Headers{

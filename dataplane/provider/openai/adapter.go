@@ -1,5 +1,6 @@
 // Package openai is the wire code of the OpenAI API: Chat Completions and Responses requests,
-// their streams, usage and error classes (providers.md sections 1, 2, 6). Azure OpenAI reuses
+// their streams, usage and error classes
+// (docs/providers.md "OpenAI Chat Completions", "OpenAI Responses"). Azure OpenAI reuses
 // its stream readers, parsers and classifier.
 package openai
 

@@ -13,7 +13,8 @@ import (
 
 // Classify turns a non-2xx OpenAI-shaped error response (OpenAI or Azure OpenAI) into an
 // *provider.UpstreamError. The error name (error.code, else error.type) decides first, the HTTP
-// status second (providers.md 1.5, 5.5, 6.1):
+// status second
+// (docs/providers.md "OpenAI Chat Completions", "Azure OpenAI", "Error classification"):
 //
 //	429 rate_limit_exceeded, Azure code "429"        RateLimited
 //	429 insufficient_quota                            QuotaExhausted
