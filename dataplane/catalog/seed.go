@@ -207,7 +207,8 @@ const (
 //
 // OpenAI (platform.openai.com/docs/guides/prompt-caching): caching is automatic and writes
 // cost the normal input rate; cached input is billed at a discount that PostHog ingestion
-// assumes to be 0.5 x input when its table has none (posthog-ai-events.md section 5.3). So:
+// assumes to be 0.5 x input when its table has none
+// (docs/events.md "How ingestion reads token counts"). So:
 // cache read = 0.5 x input, cache write (5m and 1h) = input.
 func (f family) fill(r *Rates) {
 	in := r.InputPerMTok

@@ -5,7 +5,8 @@
 // capture accepted it.
 //
 // The proxy core fills a Call and hands it to (*Recorder).Record when the call is over. See
-// docs/record.md for the event schema, the delivery guarantees and the configuration.
+// docs/events.md for the event schema, docs/record.md for the delivery guarantees and the
+// configuration.
 package record
 
 import (

@@ -20,7 +20,7 @@ import (
 const EventName = "$ai_generation"
 
 // DefaultMaxEventBytes keeps a serialized event below capture's ~1 MB Kafka message limit
-// with room to spare, like PostHog's own gateway (posthog-ai-events.md section 6.4).
+// with room to spare, like PostHog's own gateway (docs/events.md "Capture").
 const DefaultMaxEventBytes = 800_000
 
 // maxCallerPropertiesBytes bounds the X-PostHog-Properties header the event carries.
@@ -235,7 +235,8 @@ func traceID(c *Call) string {
 	return uuid.NewSHA1(traceNamespace, []byte("trace:"+c.TraceID)).String()
 }
 
-// validTraceID: letters, digits and -_~.@()!':| only (posthog-ai-events.md section 3.1).
+// validTraceID: letters, digits and -_~.@()!':| only
+// (docs/events.md "Property types and required properties").
 func validTraceID(s string) bool {
 	if len(s) > 200 {
 		return false
@@ -253,7 +254,7 @@ func validTraceID(s string) bool {
 }
 
 // posthogGatewayHosts are PostHog's own gateway hosts: never an $ai_base_url (ingestion
-// drops such events, posthog-ai-events.md section 5.6).
+// drops such events: docs/events.md "Property types and required properties").
 var posthogGatewayHosts = map[string]bool{
 	"gateway.us.posthog.com": true, "gateway.eu.posthog.com": true, "gateway.posthog.com": true,
 	"ai-gateway.us.posthog.com": true, "ai-gateway.eu.posthog.com": true,
@@ -537,7 +538,7 @@ func (e *evt) main(final, hops int) []byte {
 		errMsg = firstNonEmpty(errMsg, "HTTP "+strconv.Itoa(status))
 	}
 
-	// Token and cost policy (docs/record.md "Tokens and cost").
+	// Token and cost policy (docs/events.md "Tokens", "Cost").
 	u := &c.Usage
 	generated := c.TimeToFirstToken > 0 || c.OutputText != ""
 	tokensKnown := c.UsageReported || !u.IsZero() || !generated
@@ -672,7 +673,7 @@ func (e *evt) main(final, hops int) []byte {
 	}
 	// Too big for capture: share what is left between the output, the input and the tools
 	// (small ones stay whole, the large ones are cut to an equal share), keeping a prefix of
-	// each cut one as a JSON string (posthog-ai-events.md section 6.4).
+	// each cut one as a JSON string (docs/events.md "Truncation").
 	const flagsSlack = 256
 	avail := e.b.maxEventBytes - (len(ev) - len(hv.input) - len(hv.output) - len(hv.tools)) - flagsSlack
 	fields := []*[]byte{&hv.output, &hv.input, &hv.tools}

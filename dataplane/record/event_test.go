@@ -23,7 +23,8 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 var t0 = time.Date(2026, 9, 10, 12, 0, 0, 0, time.UTC)
 
-// Prices of posthog-ai-events.md section 9, in micro-dollars per million tokens.
+// Prices of the worked examples (docs/events.md "Worked examples"), in micro-dollars per
+// million tokens.
 var (
 	gpt4oMini = catalog.Price{Priced: true, Rates: catalog.Rates{
 		InputPerMTok: 150_000, OutputPerMTok: 600_000, CacheReadPerMTok: 75_000, CacheWrite5mPerMTok: 150_000,

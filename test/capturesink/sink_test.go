@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// good is a valid gateway event (the shape of posthog-ai-events.md 9.1, gateway conventions).
+// good is a valid gateway event (the OpenAI worked example of docs/events.md "Worked examples").
 const good = `{"type":"capture","uuid":"5f0c6a52-2b7e-5a3d-9c1e-6a7b8c9d0e1f","event":"$ai_generation",
  "distinct_id":"user_123","timestamp":"2026-09-10T12:00:01.412Z","properties":{
  "$lib":"llm-gateway","$ai_trace_id":"0b8e4c1a-7d3f-4e55-a1b2-9c8d7e6f5a40","$ai_span_id":"5f0c6a52-2b7e-5a3d-9c1e-6a7b8c9d0e1f",

@@ -25,7 +25,7 @@ var posthogGatewayHosts = map[string]bool{
 }
 
 // Validate checks one wire event (an element of a /batch/ "batch" array) against the
-// $ai_generation schema of posthog-ai-events.md: envelope, required properties and their
+// $ai_generation schema of docs/events.md: envelope, required properties and their
 // JSON types, token semantics, cost sums and cache semantics. It returns every problem found.
 func Validate(raw []byte) []string {
 	v := &validator{}
