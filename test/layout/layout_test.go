@@ -1,4 +1,5 @@
-// Package layout guards the dependency rules of DESIGN.md section 2.
+// Package layout guards the dependency rules of docs/architecture.md "Dependency rules", and
+// that code and docs cite only files and sections in this repository (citations_test.go).
 package layout
 
 import (
@@ -62,7 +63,7 @@ func TestDataplaneImportsNoControlPlane(t *testing.T) {
 		for _, d := range p.Deps {
 			for _, f := range forbidden {
 				require.False(t, strings.HasPrefix(d, f) || d+"/" == f,
-					"%s imports %s: the data plane must run with no cluster (DESIGN.md section 2)", p.ImportPath, d)
+					"%s imports %s: the data plane must run with no cluster (docs/architecture.md \"Dependency rules\")", p.ImportPath, d)
 			}
 		}
 	}
