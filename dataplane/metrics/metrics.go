@@ -60,6 +60,24 @@ type Metrics struct {
 	CostMicros *prometheus.CounterVec
 	// Ingress counts requests by team and path (gateway, legacy).
 	Ingress *prometheus.CounterVec
+
+	// ConnectionsOpen is the number of open client connections on the proxy listener;
+	// ConnectionsLimit its cap (--max-connections, 0: none); ConnectionsRefused counts the
+	// connections answered 503 and closed because the cap was reached.
+	ConnectionsOpen    prometheus.Gauge
+	ConnectionsLimit   prometheus.Gauge
+	ConnectionsRefused prometheus.Counter
+	// BodyBytesInFlight is the request-body bytes held by calls in progress;
+	// BodyBytesLimit its bound (--max-inflight-body-bytes).
+	BodyBytesInFlight prometheus.Gauge
+	BodyBytesLimit    prometheus.Gauge
+	// RequestsShed counts requests refused because the pod is at a limit, by reason
+	// (body_bytes: the in-flight body bound).
+	RequestsShed *prometheus.CounterVec
+	// ClientTimeouts counts clients cut off for being too slow, by kind (body_read: the
+	// request body did not arrive within --body-read-timeout; write: the client did not
+	// take a response write within the idle timeout).
+	ClientTimeouts *prometheus.CounterVec
 }
 
 // New creates a registry with the Go and process collectors and the core collectors.
@@ -124,10 +142,33 @@ func New() *Metrics {
 		Ingress: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "llm_gateway_ingress_total", Help: "Requests by team and ingress path (gateway or legacy).",
 		}, []string{"team", "path"}),
+		ConnectionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "llm_gateway_connections_open", Help: "Open client connections on the proxy listener.",
+		}),
+		ConnectionsLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "llm_gateway_connections_limit", Help: "Most client connections the proxy listener holds open (0: no limit).",
+		}),
+		ConnectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "llm_gateway_connections_refused_total", Help: "Client connections answered 503 and closed because the pod was at its connection limit.",
+		}),
+		BodyBytesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "llm_gateway_request_body_bytes_in_flight", Help: "Request-body bytes held in memory by calls in progress.",
+		}),
+		BodyBytesLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "llm_gateway_request_body_bytes_limit", Help: "Bound on the request-body bytes held in memory across the pod.",
+		}),
+		RequestsShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llm_gateway_requests_shed_total", Help: "Requests refused with 503 because the pod was at a limit, by reason.",
+		}, []string{"reason"}),
+		ClientTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llm_gateway_client_timeouts_total", Help: "Clients cut off for being too slow, by kind (body_read, write).",
+		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.Requests, m.RequestDuration, m.TimeToFirstToken, m.TokenUsage, m.Attempts, m.Failovers,
 		m.CircuitState, m.BackendInFlight, m.OpenStreams, m.StreamsKilled, m.SnapshotInfo, m.SnapshotApplied,
-		m.SnapshotRejected, m.ConfigSyncErrors, m.Unpriced, m.CostMicros, m.Ingress)
+		m.SnapshotRejected, m.ConfigSyncErrors, m.Unpriced, m.CostMicros, m.Ingress,
+		m.ConnectionsOpen, m.ConnectionsLimit, m.ConnectionsRefused, m.BodyBytesInFlight, m.BodyBytesLimit,
+		m.RequestsShed, m.ClientTimeouts)
 	return m
 }
 

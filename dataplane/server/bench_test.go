@@ -2,16 +2,19 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/posthog/llm-gateway/dataplane/metrics"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/provider/adapters"
+	"github.com/posthog/llm-gateway/dataplane/record"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -110,4 +113,57 @@ func BenchmarkStreamEvent(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*(events+5)), "ns/event")
+}
+
+// BenchmarkBodyCopies measures how many body-sized buffers one call allocates for a 4 MiB
+// chat body (the copies metric is bytes allocated per call / body size; docs/gateway.md
+// "Limits" uses it): read only; with the route's default max_tokens written in (one body
+// edit); and with that edit and the real event recorder (file outbox).
+func BenchmarkBodyCopies(b *testing.B) {
+	up := `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}`
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":"` + strings.Repeat("lorem ipsum dolor sit amet ", (4<<20)/27) + `"}]}`
+	for _, tc := range []struct {
+		name         string
+		edit, record bool
+	}{{"read", false, false}, {"edited", true, false}, {"edited+recorded", true, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			opts := Options{
+				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: metrics.New(),
+				NewAdapter:        func(bk *snapshot.Backend) (provider.Adapter, error) { return adapters.New(bk, adapters.Options{}) },
+				UpstreamTransport: &memTransport{status: 200, header: http.Header{"Content-Type": {"application/json"}}, body: []byte(up)},
+			}
+			if tc.record {
+				r, err := record.Open(context.Background(), record.Config{StateDir: b.TempDir()}, slog.New(slog.DiscardHandler), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer r.Close(context.Background())
+				opts.Recorder = r
+			}
+			g, err := New(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := baseSnapshot("http://a.invalid", "http://b.invalid", "http://c.invalid", "http://legacy.invalid")
+			if tc.edit {
+				s.Routes[0].Limits.DefaultMaxTokens = 100
+			}
+			if err := s.Seal(); err != nil {
+				b.Fatal(err)
+			}
+			if err := g.Apply(s, "bench"); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			n := 0
+			for b.Loop() {
+				serveOnce(b, g, "/v1/chat/completions", body)
+				n++
+			}
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(n)/float64(len(body)), "copies")
+		})
+	}
 }

@@ -46,6 +46,13 @@ type call struct {
 	modelLabel string
 	committed  bool // status and headers were written to the client
 	events     int  // stream events written to the client
+
+	// bodyHeld is what the call holds of the pod's body pool (released after recording).
+	bodyHeld int64
+	rc       http.ResponseController
+	rcSet    bool
+	// writeDeadline is the write deadline in force on the client connection (extendWrite).
+	writeDeadline time.Time
 }
 
 // fail writes a gateway error (nothing was sent upstream, or the upstream failed in a way
@@ -56,6 +63,7 @@ func (c *call) fail(e *provider.GatewayError, retryAfter time.Duration) {
 
 // failHint is fail with the retry decision apart from the wait (see writeGatewayErrorHint).
 func (c *call) failHint(e *provider.GatewayError, retryAfter time.Duration, retry bool) {
+	c.extendWrite()
 	writeGatewayErrorHint(c.w, c.shape, e, retryAfter, retry)
 	c.committed = true
 	c.rec.Status = e.Status
@@ -74,6 +82,7 @@ func errorType(e *provider.GatewayError) string {
 // serve handles an authenticated model call: inspect, resolve, limits, admission, attempts,
 // relay, then cost, settlement and recording.
 func (c *call) serve() {
+	defer c.releaseBody() // after finish: the recorder reads the body
 	defer c.finish()
 	r := c.r
 	c.rec.TraceID = r.Header.Get(HeaderTraceID)
@@ -84,19 +93,31 @@ func (c *call) serve() {
 	}
 	c.rec.Op = c.op
 
-	rc := http.NewResponseController(c.w)
-	_ = rc.SetReadDeadline(time.Now().Add(2 * time.Minute))
-	body, err := readBody(c.w, r, c.g.maxBody)
-	_ = rc.SetReadDeadline(time.Time{})
+	body, err := c.readBody(c.g.maxBody)
 	switch {
+	case err == nil:
 	case isTooLarge(err):
+		c.w.Header().Set("Connection", "close") // answer now, without waiting for the rest
 		c.fail(errTooLarge(fmt.Sprintf("request body is larger than the gateway's limit of %d bytes", c.g.maxBody)), 0)
 		return
-	case err != nil:
-		if r.Context().Err() != nil {
-			c.clientGone()
-			return
-		}
+	case errors.Is(err, errBodyPoolFull):
+		// The pod holds as many body bytes as its memory allows; another pod (or this one
+		// shortly) can take the call. Nothing of the body was read when it had a length.
+		c.g.metrics.RequestsShed.WithLabelValues("body_bytes").Inc()
+		c.w.Header().Set("Connection", "close") // answer now, without waiting for the body
+		c.fail(errUpstream(http.StatusServiceUnavailable, "gateway_overloaded",
+			"the gateway is at its limit of request bodies in memory; retry shortly"), time.Second)
+		return
+	case isTimeout(err):
+		c.g.metrics.ClientTimeouts.WithLabelValues("body_read").Inc()
+		c.w.Header().Set("Connection", "close")
+		c.fail(gatewayErr(http.StatusRequestTimeout, provider.AnthropicTimeout, provider.OpenAIInvalidRequest, "request_timeout", "",
+			fmt.Sprintf("the request body did not arrive within %s", c.g.bodyReadTimeout)), 0)
+		return
+	case r.Context().Err() != nil:
+		c.clientGone()
+		return
+	default:
 		// The read error may name this pod's and the client's addresses: log it only.
 		c.g.log.Info("could not read the request body", "request_id", c.rec.RequestID, "error", err)
 		c.fail(errInvalidRequest("could not read the request body", ""), 0)

@@ -45,6 +45,13 @@ type Options struct {
 	Recorder record.CallRecorder
 	// MaxBodyBytes bounds request bodies read before the route is known; DefaultMaxBodyBytes when 0.
 	MaxBodyBytes int64
+	// MaxInflightBodyBytes bounds the request-body bytes held across the pod by calls in
+	// progress; a body that does not fit is refused with 503 before it is read.
+	// DefaultMaxInflightBodyBytes when 0; never below MaxBodyBytes.
+	MaxInflightBodyBytes int64
+	// BodyReadTimeout bounds the time a client may take to send its request body (the
+	// client gets a 408 and the connection is closed); DefaultBodyReadTimeout when 0.
+	BodyReadTimeout time.Duration
 	// TeamState reports a team's budget state on /admin/teams when set.
 	TeamState TeamStateFunc
 	// UpstreamTransport, when set, carries every backend's traffic instead of a connection
@@ -74,6 +81,8 @@ type Gateway struct {
 	clock           clock.Clock
 	legacyTransport http.RoundTripper
 	maxBody         int64
+	bodyReadTimeout time.Duration
+	bodies          *bodyPool
 	catalog         *catalog.Catalog
 
 	rt       atomic.Pointer[Runtime]
@@ -104,6 +113,14 @@ func New(opts Options) (*Gateway, error) {
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
 	}
+	if g.bodyReadTimeout = opts.BodyReadTimeout; g.bodyReadTimeout <= 0 {
+		g.bodyReadTimeout = DefaultBodyReadTimeout
+	}
+	inflight := opts.MaxInflightBodyBytes
+	if inflight <= 0 {
+		inflight = DefaultMaxInflightBodyBytes
+	}
+	g.bodies = newBodyPool(max(inflight, g.maxBody), g.metrics.BodyBytesInFlight, g.metrics.BodyBytesLimit)
 	if g.legacyTransport == nil {
 		g.legacyTransport = http.DefaultTransport.(*http.Transport).Clone()
 	}

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"errors"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -214,31 +212,6 @@ func (c *call) recover() {
 		c.fail(gatewayErr(http.StatusInternalServerError, provider.AnthropicAPIError, provider.OpenAIServerError, "internal_error", "",
 			"internal gateway error"), 0)
 	}
-}
-
-// readBody reads the request body up to limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	n := r.ContentLength
-	if n > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
-	}
-	if n < 0 || n > 1<<20 {
-		n = 4096
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-func isTooLarge(err error) bool {
-	if err == nil {
-		return false
-	}
-	var mbe *http.MaxBytesError
-	return errors.As(err, &mbe)
 }
 
 // writeLegacyError answers a legacy passthrough the legacy upstream could not serve. The

@@ -37,12 +37,13 @@ func (c *call) relayBody(o *outcome) {
 	}
 	h.Set("Content-Length", strconv.Itoa(len(o.body)))
 	c.setAttemptHeaders(h, o.be)
+	c.extendWrite()
 	c.w.WriteHeader(o.resp.StatusCode)
 	c.committed = true
 	c.rec.Status = o.resp.StatusCode
 	c.result = o.result
 	if _, err := c.w.Write(o.body); err != nil {
-		c.clientGone()
+		c.clientWriteFailed(err)
 	}
 }
 
@@ -68,7 +69,7 @@ func (c *call) relayStream(o *outcome) (fault *attemptErr) {
 	c.w.WriteHeader(http.StatusOK)
 	c.committed = true
 	c.rec.Status = http.StatusOK
-	rc := http.NewResponseController(c.w)
+	rc := c.controller()
 
 	ok := c.writeEvent(rc, o, o.first)
 	idle := time.AfterFunc(o.be.idle, func() { o.cancel(errIdleTimeout) })
@@ -87,18 +88,21 @@ func (c *call) relayStream(o *outcome) (fault *attemptErr) {
 	return fault
 }
 
-// writeEvent writes and flushes one event; it reports false when the client is gone.
+// writeEvent writes and flushes one event; it reports false when the client is gone. A client
+// that takes nothing for the idle timeout (its TCP window stays shut) is gone too: the write
+// fails at its deadline, and the upstream request is cancelled like for any disconnect.
 func (c *call) writeEvent(rc *http.ResponseController, o *outcome, ev *provider.Event) bool {
 	if ev.Raw == nil {
 		return true // metered, not shown (the injected usage chunk)
 	}
+	c.extendWriteFor(o.be.idle)
 	_, err := c.w.Write(ev.Raw)
 	if err == nil {
 		err = rc.Flush()
 	}
 	if err != nil {
 		o.cancel(errClientGone)
-		c.clientGone()
+		c.clientWriteFailed(err)
 		return false
 	}
 	if c.events == 0 {
@@ -144,8 +148,22 @@ func (c *call) endStream(rc *http.ResponseController, o *outcome, err error) (fa
 	if ue != nil {
 		c.rec.Error.Type = ue.Type
 	}
+	c.extendWriteFor(o.be.idle)
 	if _, werr := c.w.Write(provider.StreamErrorEvent(c.op, ge, int64(c.events))); werr == nil {
 		_ = rc.Flush()
 	}
 	return fault
+}
+
+// clientWriteFailed marks the call as abandoned after a write to the client failed, counting
+// a client that stopped reading (the write deadline passed).
+func (c *call) clientWriteFailed(err error) {
+	if isTimeout(err) {
+		c.g.metrics.ClientTimeouts.WithLabelValues("write").Inc()
+		if c.rec.Error == nil {
+			c.rec.Error = &record.Error{Type: "client_disconnected",
+				Message: "the client stopped reading: a write to it did not complete within the idle timeout"}
+		}
+	}
+	c.clientGone()
 }
