@@ -48,6 +48,9 @@ type attemptErr struct {
 	status     int // upstream HTTP status, 0 when no response arrived
 	err        error
 	clientGone bool
+	// requestFault: the request caused the failure although the backend answered (a 2xx in
+	// the other mode than the request asked for); it says nothing about the backend's health.
+	requestFault bool
 }
 
 func (e *attemptErr) recordError() *record.Error {
@@ -56,6 +59,8 @@ func (e *attemptErr) recordError() *record.Error {
 		return &record.Error{Type: e.upstream.Type, Message: e.upstream.Message}
 	case e.clientGone:
 		return &record.Error{Type: "client_disconnected", Message: e.err.Error()}
+	case e.requestFault:
+		return &record.Error{Type: "upstream_mode_mismatch", Message: e.err.Error()}
 	case e.class == snapshot.FailoverTimeout:
 		return &record.Error{Type: "timeout", Message: e.err.Error()}
 	case e.class == snapshot.FailoverConnectionError:
@@ -281,7 +286,7 @@ func (c *call) health(be *backendRT, aerr *attemptErr) {
 	}
 	switch aerr.class {
 	case "":
-		if aerr.clientGone {
+		if aerr.clientGone || aerr.requestFault {
 			be.breaker.Release()
 		} else {
 			be.breaker.Success() // the backend answered; the request was at fault
@@ -326,7 +331,17 @@ func (c *call) try(be *backendRT, pc *provider.Call) (*outcome, *attemptErr) {
 			return fail(ae)
 		}
 		ue := be.adapter.Error(pc, resp.StatusCode, resp.Header, body)
+		c.blameRequest(be, pc, ue)
 		return fail(&attemptErr{class: ue.Class, upstream: ue, status: resp.StatusCode, err: ue})
+	}
+	if modeMismatch(pc.Stream, resp.Header) {
+		// What the gateway read as the request's mode is not what the provider read (a
+		// "stream" the two parse differently): relaying would fail either way, and it is not
+		// the backend's fault, nor would another backend do better.
+		_ = resp.Body.Close()
+		return fail(&attemptErr{requestFault: true, status: resp.StatusCode,
+			err: fmt.Errorf("backend %s answered %s to a request the gateway read as stream=%t", be.b.Name,
+				resp.Header.Get("Content-Type"), pc.Stream)})
 	}
 	o := &outcome{be: be, pc: pc, resp: resp, ctx: ctx, cancel: cancel}
 
@@ -373,6 +388,7 @@ func (c *call) try(be *backendRT, pc *provider.Call) (*outcome, *attemptErr) {
 		}
 		var ue *provider.UpstreamError
 		if errors.As(err, &ue) {
+			c.blameRequest(be, pc, ue)
 			return fail(&attemptErr{class: ue.Class, upstream: ue, status: resp.StatusCode, err: ue})
 		}
 		return fail(&attemptErr{class: snapshot.FailoverServerError, status: resp.StatusCode,
@@ -380,6 +396,41 @@ func (c *call) try(be *backendRT, pc *provider.Call) (*outcome, *attemptErr) {
 	}
 	o.reader, o.first = reader, ev
 	return o, nil
+}
+
+// blameRequest turns an upstream "not found" the request caused into the client's error
+// (relayed as is, no failover, and the backend counts as up), so that no client can open a
+// backend's circuit by asking for something that does not exist. A missing model or
+// deployment is the backend's configuration problem only when the operator named the model
+// the backend was asked for (a route name or alias, or the backend's modelMap), not when a
+// route prefix let the client name it; and an Anthropic not_found_error is about the model
+// only when its message says so ("model: ..."): files, batches and the like the client names
+// are not found with the same error type.
+func (c *call) blameRequest(be *backendRT, pc *provider.Call, ue *provider.UpstreamError) {
+	if ue.Class != snapshot.FailoverNotFound {
+		return
+	}
+	if c.byPrefix {
+		if _, mapped := provider.MappedModel(be.b, c.rec.CanonicalModel); !mapped {
+			ue.Class = ""
+			return
+		}
+	}
+	if ue.Type == provider.AnthropicNotFound && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(ue.Message)), "model:") {
+		ue.Class = ""
+	}
+}
+
+// modeMismatch reports a 2xx in the other mode than the request asked for: an event stream
+// to a request the gateway read as not streaming, or a JSON body to one it read as streaming.
+// A missing or unknown Content-Type is no evidence either way.
+func modeMismatch(stream bool, h http.Header) bool {
+	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	if stream {
+		return ct == "application/json"
+	}
+	return ct == "text/event-stream" || ct == "application/vnd.amazon.eventstream"
 }
 
 // ctxErr explains an attempt whose context ended: the client left, or a timeout fired.
@@ -526,6 +577,10 @@ func gatewayErrorFor(shape snapshot.Shape, aerr *attemptErr, requestID string) *
 			"the upstream provider is rate limiting the gateway"+ref)
 	case snapshot.FailoverServerError, snapshot.FailoverNotFound:
 		return errUpstream(http.StatusBadGateway, "upstream_error", "the upstream provider sent an invalid response"+ref)
+	}
+	if aerr.requestFault {
+		return errUpstream(http.StatusBadGateway, "upstream_mode_mismatch",
+			"the provider answered in the other mode than the request asked for (stream must be a JSON boolean)"+ref)
 	}
 	return gatewayErr(http.StatusInternalServerError, provider.AnthropicAPIError, provider.OpenAIServerError, "internal_error", "",
 		"internal gateway error"+ref)

@@ -9,6 +9,11 @@ import (
 	"github.com/posthog/llm-gateway/internal/clock"
 )
 
+// MaxRetryAfter caps an upstream's retry-after before it holds a circuit open: a provider (or
+// anything on the way) answering retry-after: 86400 must not take a backend out for a day.
+// The backend's own cooldown is not capped.
+const MaxRetryAfter = 10 * time.Minute
+
 // Breaker is a backend's passive health: it opens after ConsecutiveFailures failover-class
 // failures (or at once on a provider 429 / quota exhaustion) for the cooldown or the upstream's
 // retry-after, whichever is longer, then lets a single probe through (half-open).
@@ -90,8 +95,10 @@ func (b *Breaker) Release() {
 }
 
 // Failure records a failover-class failure. tripNow opens the circuit whatever the count (a
-// provider 429 or exhausted quota); retryAfter extends the cooldown when it is longer.
+// provider 429 or exhausted quota); retryAfter, capped at MaxRetryAfter, extends the cooldown
+// when it is longer.
 func (b *Breaker) Failure(tripNow bool, retryAfter time.Duration) {
+	retryAfter = min(max(retryAfter, 0), MaxRetryAfter)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.clock.Now()

@@ -74,3 +74,22 @@ func TestBreakerDefaults(t *testing.T) {
 	clk.Advance(snapshot.DefaultBreakerCooldown)
 	require.True(t, b.Allow())
 }
+
+// An upstream retry-after holds a circuit open for at most MaxRetryAfter.
+func TestBreakerCapsRetryAfter(t *testing.T) {
+	for _, retryAfter := range []time.Duration{48 * time.Hour, time.Duration(1<<63 - 1)} {
+		clk := clock.NewFake(time.Unix(1000, 0))
+		b := NewBreaker(snapshot.CircuitBreaker{ConsecutiveFailures: 5, CooldownMs: 1000}, clk, nil)
+		b.Failure(true, retryAfter)
+		require.Equal(t, clk.Now().Add(MaxRetryAfter), b.State().CooldownUntil)
+		clk.Advance(MaxRetryAfter - time.Second)
+		require.False(t, b.Allow())
+		clk.Advance(time.Second)
+		require.True(t, b.Allow(), "retry-after %s is capped", retryAfter)
+	}
+	// A negative one (an overflowed parse) is no wait at all: the cooldown applies.
+	clk := clock.NewFake(time.Unix(1000, 0))
+	b := NewBreaker(snapshot.CircuitBreaker{ConsecutiveFailures: 1, CooldownMs: 1000}, clk, nil)
+	b.Failure(true, -time.Hour)
+	require.Equal(t, clk.Now().Add(time.Second), b.State().CooldownUntil)
+}

@@ -46,6 +46,8 @@ type call struct {
 	modelLabel string
 	committed  bool // status and headers were written to the client
 	events     int  // stream events written to the client
+	// byPrefix: a route prefix admitted the model, so the client named it (not the operator).
+	byPrefix bool
 
 	// bodyHeld is what the call holds of the pod's body pool (released after recording).
 	bodyHeld int64
@@ -146,6 +148,7 @@ func (c *call) serve() {
 	c.route = route
 	c.rec.Route, c.rec.CanonicalModel = route.Name, m.Canonical
 	c.modelLabel = m.Canonical
+	c.byPrefix = m.By == routepkg.ByPrefix
 	if m.By == routepkg.ByPrefix && !c.rt.catalog.Known(c.shape, m.Canonical) {
 		c.modelLabel = "other" // a prefix admits any name: keep metric labels bounded
 	}
