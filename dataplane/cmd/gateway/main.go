@@ -48,6 +48,7 @@ type config struct {
 	redisURL                  string
 	pprof                     bool
 	record                    record.Config
+	limits                    limits
 }
 
 func main() {
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body read before the route is known (routes may set less)")
 	fs.StringVar(&c.redisURL, "redis-url", "", "Redis for shared budgets and the event outbox (redis://host:port/db); empty: in-memory counters and a file outbox")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the admin listener (for load tests; do not expose)")
+	c.limits.bindFlags(fs)
 	c.record.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -136,6 +138,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	slog.SetDefault(log)
 	m := metrics.New()
+	c.limits.resolve(&c.maxBodyBytes, cgroupRoot, log)
 
 	var (
 		store budget.Store
@@ -174,9 +177,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		NewAdapter: func(b *snapshot.Backend) (provider.Adapter, error) {
 			return adapters.New(b, adapters.Options{})
 		},
-		Budget:       bm,
-		Recorder:     rec,
-		MaxBodyBytes: c.maxBodyBytes,
+		Budget:               bm,
+		Recorder:             rec,
+		MaxBodyBytes:         c.maxBodyBytes,
+		MaxInflightBodyBytes: c.limits.maxInflightBodyBytes,
+		BodyReadTimeout:      c.limits.bodyReadTimeout,
 		TeamState: func(ctx context.Context, team string, b *snapshot.Budget) (any, error) {
 			return bm.TeamState(ctx, team, b)
 		},
@@ -186,13 +191,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	// Servers first, so that health and metrics answer while the first snapshot loads.
-	proxy := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	proxy := c.limits.server(g.Handler(), log)
 	admin := &http.Server{Handler: adminHandler(g.AdminHandler(), c.pprof), ReadHeaderTimeout: 10 * time.Second}
 	pl, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
+	pl = server.LimitListener(pl, c.limits.maxConnections, m)
 	al, err := net.Listen("tcp", c.adminListen)
 	if err != nil {
 		pl.Close()
