@@ -167,6 +167,8 @@ func TestBodyReadDeadlineEndsWithTheBody(t *testing.T) {
 		require.Contains(t, body, `"two"`, "key %s: the stream ran to its end", key)
 		require.Contains(t, body, "[DONE]", "key %s", key)
 	}
+	require.Equal(t, 1, e.a.count(), "one stream through the gateway")
+	require.Equal(t, 1, e.legacy.count(), "one through the legacy passthrough")
 }
 
 // In-flight request bodies are bounded across the pod: a body that does not fit is refused
