@@ -336,8 +336,8 @@ func (c *call) try(be *backendRT, pc *provider.Call) (*outcome, *attemptErr) {
 	}
 	if modeMismatch(pc.Stream, resp.Header) {
 		// What the gateway read as the request's mode is not what the provider read (a
-		// "stream" the two parse differently): relaying would fail either way, and it is not
-		// the backend's fault, nor would another backend do better.
+		// "stream" the two parse differently, which request validation is there to prevent):
+		// relaying would fail either way, and nothing says the backend is unwell.
 		_ = resp.Body.Close()
 		return fail(&attemptErr{requestFault: true, status: resp.StatusCode,
 			err: fmt.Errorf("backend %s answered %s to a request the gateway read as stream=%t", be.b.Name,
@@ -580,7 +580,7 @@ func gatewayErrorFor(shape snapshot.Shape, aerr *attemptErr, requestID string) *
 	}
 	if aerr.requestFault {
 		return errUpstream(http.StatusBadGateway, "upstream_mode_mismatch",
-			"the provider answered in the other mode than the request asked for (stream must be a JSON boolean)"+ref)
+			"the provider answered in the other mode (stream or not) than the request asked for"+ref)
 	}
 	return gatewayErr(http.StatusInternalServerError, provider.AnthropicAPIError, provider.OpenAIServerError, "internal_error", "",
 		"internal gateway error"+ref)

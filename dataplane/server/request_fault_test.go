@@ -54,7 +54,7 @@ func TestClientCannotOpenACircuit(t *testing.T) {
 				require.Equal(t, "not_found_error", gjson.Get(body, "error.type").Str, body)
 			}},
 		{name: "stream answered to a request read as not streaming", path: "/v1/chat/completions",
-			body:     `{"model":"gpt-4o","stream":"true","messages":[]}`,
+			body:     `{"model":"gpt-4o","stream":false,"messages":[]}`,
 			upstream: func(e *env) *upstream { return e.a }, answer: sseAnswer,
 			backend: "ns/openai-a", wantStatus: 502, wantState: "closed",
 			check: func(t *testing.T, body string) {
