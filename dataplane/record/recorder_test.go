@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -277,7 +279,7 @@ func TestRecordNeverBlocksWhenTheOutboxFails(t *testing.T) {
 	ob.broken.Store(false)
 	flush(t, p.rec)
 	requireExactlyOnce(t, sink, 30, "q")
-	require.Eventually(t, func() bool { return !p.rec.degraded.Load() }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return !p.rec.degraded.Load() }, 20*time.Second, 10*time.Millisecond)
 }
 
 func TestRecordDropsAtTheLimitAndSaysSo(t *testing.T) {
@@ -293,7 +295,7 @@ func TestRecordDropsAtTheLimitAndSaysSo(t *testing.T) {
 	}
 	require.Equal(t, 5.0, testutil.ToFloat64(p.rec.m.events.WithLabelValues("outboxed")))
 	require.Equal(t, 3.0, testutil.ToFloat64(p.rec.m.events.WithLabelValues("dropped_outbox_full")))
-	require.Eventually(t, func() bool { return p.rec.warnFull.Load() }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return p.rec.warnFull.Load() }, 20*time.Second, 10*time.Millisecond,
 		"above 80% the recorder warns")
 	require.Greater(t, testutil.ToFloat64(p.rec.m.outboxFill), 0.8)
 	sink.SetMode(capturesink.Accept)
@@ -461,6 +463,65 @@ func TestFlushDoesNotSitOutALongBackoff(t *testing.T) {
 	requireExactlyOnce(t, sink, 1, "long")
 }
 
+// pausingHandler is a slog.Handler that holds the first record whose message contains
+// match until released: it stops the logging goroutine at that line.
+type pausingHandler struct {
+	match   string
+	paused  chan struct{} // receives once, when the record is held
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *pausingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *pausingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *pausingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *pausingHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.match) {
+		h.once.Do(func() {
+			h.paused <- struct{}{}
+			<-h.release
+		})
+	}
+	return nil
+}
+
+// TestFlushWakesARetryAboutToSleep pins the lost wake-up behind a flaky
+// TestFlushDoesNotSitOutALongBackoff: a Flush that comes after a failed send computed its
+// (hour-long) backoff but before the retry started sleeping must still wake it. The retry
+// is held at its "retrying" log line, between the two, while the flush begins.
+func TestFlushWakesARetryAboutToSleep(t *testing.T) {
+	leakCheck(t)
+	sink := startSink(t)
+	sink.SetMode(capturesink.Unavailable)
+	local, err := NewFileTransport(filepath.Join(t.TempDir(), "e.jsonl"))
+	require.NoError(t, err)
+	defer local.Close()
+	remote := NewHTTPTransport(5 * time.Second)
+	defer remote.Client.CloseIdleConnections()
+	h := &pausingHandler{match: "retrying", paused: make(chan struct{}, 1), release: make(chan struct{})}
+	r, err := New(Options{
+		Outbox: openFileOutbox(t, t.TempDir()), Remote: remote, Local: local, Logger: slog.New(h),
+		DefaultDestination: Destination{Host: sink.URL(), APIKey: "phc_test"},
+		Shipper:            ShipperOptions{MinBackoff: time.Hour, MaxBackoff: time.Hour, PollInterval: 10 * time.Millisecond},
+	})
+	require.NoError(t, err)
+	r.Record(call("about-0"))
+	<-h.paused // the send failed and its hour-long backoff is computed; the retry is not asleep yet
+	sink.SetMode(capturesink.Accept)
+	before := r.shipper.kicked()
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		closed <- r.Close(ctx)
+	}()
+	require.Eventually(t, func() bool { return r.shipper.kicked() != before }, 20*time.Second, time.Millisecond,
+		"the flush wakes the retries")
+	close(h.release)
+	require.NoError(t, <-closed, "the flush that began before the retry slept still wakes it")
+	requireExactlyOnce(t, sink, 1, "about")
+}
+
 func TestBatchesAreGroupedAndBounded(t *testing.T) {
 	s := newShipper(nil, nil, nil, ShipperOptions{BatchSize: 3, MaxBatchBytes: 250}, newMetrics(nil))
 	a, b := Destination{Host: "http://a", APIKey: "k"}, Destination{Host: "http://b", APIKey: "k"}
@@ -505,9 +566,13 @@ func TestStopLetsAnInFlightSendFinish(t *testing.T) {
 	require.NoError(t, err)
 	defer local.Close()
 	held := &heldTransport{sent: make(chan struct{}, 1), release: make(chan struct{})}
+	opts := fastShipping
+	// The grace is what lets the send finish after the stop; longer than any scheduling delay
+	// of a busy machine between the stop and the release below, so the test does not race it.
+	opts.StopGrace = time.Minute
 	r, err := New(Options{
 		Outbox: openFileOutbox(t, dir), Remote: held, Local: local,
-		DefaultDestination: Destination{Host: "http://capture.invalid", APIKey: "phc_test"}, Shipper: fastShipping,
+		DefaultDestination: Destination{Host: "http://capture.invalid", APIKey: "phc_test"}, Shipper: opts,
 	})
 	require.NoError(t, err)
 	r.Record(call("held-0"))

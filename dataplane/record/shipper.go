@@ -38,7 +38,10 @@ type ShipperOptions struct {
 	// TouchInterval is how often in-flight entries are touched (default 15s; keep it well
 	// below the Redis outbox's ClaimIdle).
 	TouchInterval time.Duration
-	Logger        *slog.Logger
+	// StopGrace is how long a send already on the wire may outlive the shipper's stop
+	// (default 2s), so that capture's answer is known and an accepted batch is acked.
+	StopGrace time.Duration
+	Logger    *slog.Logger
 }
 
 func (o *ShipperOptions) defaults() {
@@ -72,6 +75,9 @@ func (o *ShipperOptions) defaults() {
 	if o.TouchInterval <= 0 {
 		o.TouchInterval = 15 * time.Second
 	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = 2 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -99,7 +105,7 @@ type Shipper struct {
 
 	readLog rateLog
 	// flushing shortens backoffs (a shutdown flush must not sit out a 30s backoff); kick
-	// wakes retries sleeping in a backoff.
+	// wakes retries sleeping in a backoff (see sleep for the order that loses no wake-up).
 	flushing atomic.Bool
 	kickMu   sync.Mutex
 	kick     chan struct{}
@@ -294,7 +300,7 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 		events[i] = b[i].Event
 	}
 	for attempt := 0; ; attempt++ {
-		sctx, done := sendContext(ctx)
+		sctx, done := sendContext(ctx, s.opts.StopGrace)
 		err := t.Send(sctx, dest, events)
 		if err == nil {
 			s.m.batches.WithLabelValues("ok").Inc()
@@ -327,30 +333,44 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 			return
 		}
 		s.m.batches.WithLabelValues("retry").Inc()
+		kick := s.kicked() // before backoff reads flushing: see sleep
 		wait := s.backoff(attempt, se.RetryAfter)
 		if attempt%10 == 0 {
 			s.log.Warn("record: sending events failed; retrying", "err", err, "events", len(b),
 				"host", dest.Host, "attempt", attempt+1, "retry_in", wait)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, kick, wait) {
 			return
-		case <-s.kicked():
-		case <-time.After(wait):
 		}
 	}
 }
 
-// stopGrace is how long a send already under way may outlive the shipper's stop.
-const stopGrace = 2 * time.Second
+// sleep waits out a retry's backoff: d, or until kick is closed (a Flush), or ctx is done
+// (false). The caller takes kick (s.kicked()) before it computes d with backoff, which
+// reads flushing. Flush sets flushing and then closes the current kick channel, so either
+// the backoff already saw flushing (and is at most flushBackoff), or kick is the channel
+// Flush closes. Taking kick after the backoff would lose the wake-up of a Flush that falls
+// between the two: the retry would sit out its whole backoff (with MaxBackoff of an hour,
+// the shutdown flush would time out).
+func sleep(ctx context.Context, kick <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-kick:
+	case <-t.C:
+	}
+	return true
+}
 
 // sendContext is the context of one send and its ack. When the shipper stops mid-send, the
-// send gets stopGrace to finish, so capture's answer is known and an accepted batch is acked:
-// abandoning it would let capture accept a batch the outbox still holds, shipped again (a
-// duplicate) at the next start.
-func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// send gets grace (ShipperOptions.StopGrace) to finish, so capture's answer is known and an
+// accepted batch is acked: abandoning it would let capture accept a batch the outbox still
+// holds, shipped again (a duplicate) at the next start.
+func sendContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancel) })
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
 	return sctx, func() {
 		stop()
 		cancel()
@@ -393,10 +413,9 @@ func (s *Shipper) ack(ctx context.Context, b []Entry) {
 		if ctx.Err() != nil || attempt >= 20 {
 			return
 		}
-		select {
-		case <-ctx.Done():
+		kick := s.kicked()
+		if !sleep(ctx, kick, s.backoff(attempt, 0)) {
 			return
-		case <-time.After(s.backoff(attempt, 0)):
 		}
 	}
 }
