@@ -1,4 +1,9 @@
-package record
+// Package ship delivers the recorder's outbox: the Shipper reads entries, groups them by
+// destination into batches, sends them through a Transport (PostHog capture's /batch/ over
+// HTTP, or the local events file) and acks each entry in the outbox only after its
+// destination accepted it. Retryable failures are retried with backoff for as long as the
+// shipper runs; a batch capture rejects is bisected to dead-letter the bad event alone.
+package ship
 
 import (
 	"context"
@@ -8,10 +13,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/posthog/llm-gateway/dataplane/record/event"
+	"github.com/posthog/llm-gateway/dataplane/record/internal/ratelog"
+	"github.com/posthog/llm-gateway/dataplane/record/outbox"
 )
 
-// ShipperOptions configure the shipper.
-type ShipperOptions struct {
+// Options configure the shipper.
+type Options struct {
 	// BatchSize is the most events per batch (default 100); MaxBatchBytes the most bytes of
 	// events per batch (default 1 MB; a single larger event still goes alone).
 	BatchSize     int
@@ -44,7 +53,7 @@ type ShipperOptions struct {
 	Logger    *slog.Logger
 }
 
-func (o *ShipperOptions) defaults() {
+func (o *Options) defaults() {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
 	}
@@ -89,21 +98,21 @@ func (o *ShipperOptions) defaults() {
 // capture rejects as a whole is split in halves until the bad event is alone, which is then
 // dead-lettered (logged, counted, acked) so it cannot block the rest.
 type Shipper struct {
-	outbox Outbox
+	outbox outbox.Outbox
 	remote Transport
 	local  Transport
-	opts   ShipperOptions
+	opts   Options
 	log    *slog.Logger
-	m      *metrics
+	m      *Metrics
 
 	wake chan struct{}
-	work chan []Entry
+	work chan []event.Entry
 
 	mu       sync.Mutex
 	inflight map[string]struct{}
 	reading  bool
 
-	readLog rateLog
+	readLog ratelog.Limiter
 	// flushing shortens backoffs (a shutdown flush must not sit out a 30s backoff); kick
 	// wakes retries sleeping in a backoff (see sleep for the order that loses no wake-up).
 	flushing atomic.Bool
@@ -126,12 +135,15 @@ func (s *Shipper) wakeRetries() {
 	s.kickMu.Unlock()
 }
 
-func newShipper(ob Outbox, remote, local Transport, opts ShipperOptions, m *metrics) *Shipper {
+// New returns a shipper of ob: remote delivers to capture hosts, local to the events file
+// (destinations without a host, or every destination when remote is nil). m receives its
+// metrics (NewMetrics). Run starts it.
+func New(ob outbox.Outbox, remote, local Transport, opts Options, m *Metrics) *Shipper {
 	opts.defaults()
 	return &Shipper{
 		outbox: ob, remote: remote, local: local, opts: opts, log: opts.Logger, m: m,
 		wake:     make(chan struct{}, 1),
-		work:     make(chan []Entry, opts.MaxInFlight),
+		work:     make(chan []event.Entry, opts.MaxInFlight),
 		inflight: map[string]struct{}{},
 		kick:     make(chan struct{}),
 	}
@@ -186,7 +198,7 @@ func (s *Shipper) Run(ctx context.Context) {
 	}
 }
 
-// linger waits up to Linger for more entries (see ShipperOptions.Linger); a Flush ends it.
+// linger waits up to Linger for more entries (see Options.Linger); a Flush ends it.
 func (s *Shipper) linger(ctx context.Context) {
 	kick := s.kicked() // before the flushing check: a Flush after it closes this channel
 	if s.opts.Linger <= 0 || s.flushing.Load() {
@@ -217,8 +229,8 @@ func (s *Shipper) fill(ctx context.Context) (backlog bool) {
 
 		entries, err := s.outbox.Read(ctx, min(room, s.opts.BatchSize*s.opts.Workers*2))
 		if err != nil && ctx.Err() == nil {
-			s.m.outboxErrors.WithLabelValues("read").Inc()
-			if s.readLog.allow(10 * time.Second) {
+			s.m.OutboxErrors.WithLabelValues("read").Inc()
+			if s.readLog.Allow(10 * time.Second) {
 				s.log.Error("record: read outbox", "err", err)
 			}
 		}
@@ -231,7 +243,7 @@ func (s *Shipper) fill(ctx context.Context) (backlog bool) {
 			}
 		}
 		s.reading = false
-		s.m.inflight.Set(float64(len(s.inflight)))
+		s.m.Inflight.Set(float64(len(s.inflight)))
 		s.mu.Unlock()
 		for _, b := range s.batches(fresh) {
 			s.work <- b
@@ -245,10 +257,10 @@ func (s *Shipper) fill(ctx context.Context) (backlog bool) {
 }
 
 // batches groups entries by destination, bounded by count and bytes.
-func (s *Shipper) batches(entries []Entry) [][]Entry {
-	var out [][]Entry
-	open := map[Destination]int{} // destination -> index of its open batch in out
-	size := map[Destination]int{}
+func (s *Shipper) batches(entries []event.Entry) [][]event.Entry {
+	var out [][]event.Entry
+	open := map[event.Destination]int{} // destination -> index of its open batch in out
+	size := map[event.Destination]int{}
 	for _, e := range entries {
 		i, ok := open[e.Dest]
 		if ok && (len(out[i]) >= s.opts.BatchSize || size[e.Dest]+len(e.Event) > s.opts.MaxBatchBytes) {
@@ -265,12 +277,12 @@ func (s *Shipper) batches(entries []Entry) [][]Entry {
 	return out
 }
 
-func (s *Shipper) done(b []Entry) {
+func (s *Shipper) done(b []event.Entry) {
 	s.mu.Lock()
 	for _, e := range b {
 		delete(s.inflight, e.ID)
 	}
-	s.m.inflight.Set(float64(len(s.inflight)))
+	s.m.Inflight.Set(float64(len(s.inflight)))
 	s.mu.Unlock()
 }
 
@@ -282,14 +294,14 @@ func (s *Shipper) touch(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	if err := s.outbox.Touch(ctx, ids); err != nil && ctx.Err() == nil {
-		s.m.outboxErrors.WithLabelValues("touch").Inc()
+		s.m.OutboxErrors.WithLabelValues("touch").Inc()
 		s.log.Warn("record: touch in-flight outbox entries", "err", err)
 	}
 }
 
 // ship delivers one batch (all entries share a destination) and acks it; it returns without
 // acking only when ctx is done.
-func (s *Shipper) ship(ctx context.Context, b []Entry) {
+func (s *Shipper) ship(ctx context.Context, b []event.Entry) {
 	dest := b[0].Dest
 	t, sink := s.remote, "capture"
 	if dest.Local() || t == nil {
@@ -303,8 +315,8 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 		sctx, done := sendContext(ctx, s.opts.StopGrace)
 		err := t.Send(sctx, dest, events)
 		if err == nil {
-			s.m.batches.WithLabelValues("ok").Inc()
-			s.m.shipped.WithLabelValues(sink).Add(float64(len(b)))
+			s.m.Batches.WithLabelValues("ok").Inc()
+			s.m.Shipped.WithLabelValues(sink).Add(float64(len(b)))
 			s.ack(sctx, b)
 			done()
 			return
@@ -318,7 +330,7 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 			se = &SendError{Retryable: true, Err: err}
 		}
 		if !se.Retryable {
-			s.m.batches.WithLabelValues("rejected").Inc()
+			s.m.Batches.WithLabelValues("rejected").Inc()
 			if len(b) > 1 {
 				s.log.Warn("record: capture rejected a batch; splitting it to isolate the bad event",
 					"status", se.Status, "events", len(b), "host", dest.Host)
@@ -326,13 +338,13 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 				s.ship(ctx, b[len(b)/2:])
 				return
 			}
-			s.m.deadLetter.Inc()
+			s.m.DeadLetter.Inc()
 			s.log.Error("record: capture rejected an event; dropping it (dead letter)",
 				"uuid", b[0].UUID, "status", se.Status, "response", se.Body, "host", dest.Host)
 			s.ack(ctx, b)
 			return
 		}
-		s.m.batches.WithLabelValues("retry").Inc()
+		s.m.Batches.WithLabelValues("retry").Inc()
 		kick := s.kicked() // before backoff reads flushing: see sleep
 		wait := s.backoff(attempt, se.RetryAfter)
 		if attempt%10 == 0 {
@@ -365,7 +377,7 @@ func sleep(ctx context.Context, kick <-chan struct{}, d time.Duration) bool {
 }
 
 // sendContext is the context of one send and its ack. When the shipper stops mid-send, the
-// send gets grace (ShipperOptions.StopGrace) to finish, so capture's answer is known and an
+// send gets grace (Options.StopGrace) to finish, so capture's answer is known and an
 // accepted batch is acked: abandoning it would let capture accept a batch the outbox still
 // holds, shipped again (a duplicate) at the next start.
 func sendContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
@@ -398,7 +410,7 @@ func (s *Shipper) backoff(attempt int, retryAfter time.Duration) time.Duration {
 
 // ack removes shipped entries from the outbox, retrying while the outbox is unavailable.
 // An entry whose ack never lands is shipped again later: a duplicate with the same uuid.
-func (s *Shipper) ack(ctx context.Context, b []Entry) {
+func (s *Shipper) ack(ctx context.Context, b []event.Entry) {
 	ids := make([]string, len(b))
 	for i := range b {
 		ids[i] = b[i].ID
@@ -408,7 +420,7 @@ func (s *Shipper) ack(ctx context.Context, b []Entry) {
 		if err == nil {
 			return
 		}
-		s.m.outboxErrors.WithLabelValues("ack").Inc()
+		s.m.OutboxErrors.WithLabelValues("ack").Inc()
 		s.log.Error("record: ack shipped events in the outbox", "err", err, "events", len(ids))
 		if ctx.Err() != nil || attempt >= 20 {
 			return
