@@ -12,28 +12,32 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
-	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 )
 
 // RedisBudgetState is the BudgetStateReader over the gateway's Redis: it reads the counters
-// dataplane/budget writes (key schema in docs/budget.md) through budgetstatus.
-type RedisBudgetState struct{ r *budgetstatus.Reader }
+// the gateway pods write with the budget ledger (dataplane/budget/ledger, key schema in
+// docs/budget.md), the same package the pods use.
+type RedisBudgetState struct{ rdb *redis.Client }
 
 // NewRedisBudgetState connects to the gateway's Redis (redis://host:port/db, rediss://).
 func NewRedisBudgetState(url string) (*RedisBudgetState, error) {
-	r, err := budgetstatus.New(url)
+	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("budget counters: %w", err)
+		return nil, fmt.Errorf("budget counters: parse redis url: %w", err)
 	}
-	return &RedisBudgetState{r: r}, nil
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+	opts.DialerRetries = 1 // the reconciler retries; report an outage promptly
+	return &RedisBudgetState{rdb: redis.NewClient(opts)}, nil
 }
 
 // BudgetState reads the team's spend in the windows containing now. Holds of calls in flight
 // count against every window.
 func (s *RedisBudgetState) BudgetState(ctx context.Context, team string, now time.Time) (BudgetState, error) {
-	c, err := s.r.Counters(ctx, team, now)
+	c, err := ledger.Read(ctx, s.rdb, team, now)
 	if err != nil {
 		return BudgetState{}, err
 	}
@@ -41,9 +45,9 @@ func (s *RedisBudgetState) BudgetState(ctx context.Context, team string, now tim
 	if t := c.LastTrip; t != nil {
 		st.LastTrip = &RunawayTrip{At: t.At, Until: t.Until, RateMicros: t.RateMicros, ThresholdMicros: t.ThresholdMicros}
 	}
-	for w, spent := range c.Spent {
-		st.Spent[v1alpha1.Window(w)] = spent
-		st.Reserved[v1alpha1.Window(w)] = c.ReservedMicros
+	for i, w := range ledger.Windows {
+		st.Spent[v1alpha1.Window(w)] = c.Spent[i]
+		st.Reserved[v1alpha1.Window(w)] = c.HeldMicros
 	}
 	return st, nil
 }
@@ -58,7 +62,12 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 }
 
 // Ping checks that Redis is reachable.
-func (s *RedisBudgetState) Ping(ctx context.Context) error { return s.r.Ping(ctx) }
+func (s *RedisBudgetState) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping budget store: %w", err)
+	}
+	return nil
+}
 
 // Close closes the Redis client.
-func (s *RedisBudgetState) Close() error { return s.r.Close() }
+func (s *RedisBudgetState) Close() error { return s.rdb.Close() }

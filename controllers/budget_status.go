@@ -18,6 +18,7 @@ import (
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
 	"github.com/posthog/llm-gateway/controllers/internal/compile"
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 )
 
 // BudgetState is what the gateway's shared counters say about one team, for the windows that
@@ -173,6 +174,11 @@ func budgetStatus(spec *v1alpha1.TeamBudgetSpec, state *BudgetState, now time.Ti
 		known            bool
 	}
 	var tightest *hardWindow
+	// The phase is the ledger's, from the same figures as the gateway's (ledger.Phase).
+	var (
+		lim         ledger.Limits
+		windowSpent [ledger.NumWindows]int64
+	)
 	limits := slices.Clone(spec.Limits)
 	slices.SortStableFunc(limits, func(a, b v1alpha1.SpendLimit) int {
 		return cmp.Or(cmp.Compare(windowRank[a.Window], windowRank[b.Window]), cmp.Compare(a.Enforcement, b.Enforcement))
@@ -186,6 +192,7 @@ func budgetStatus(spec *v1alpha1.TeamBudgetSpec, state *BudgetState, now time.Ti
 		if enf == "" {
 			enf = v1alpha1.EnforcementHard
 		}
+		lim.Set(string(l.Window), enf == v1alpha1.EnforcementHard, limit)
 		reset := nextReset(l.Window, now)
 		if v.nextReset.IsZero() || reset.Before(v.nextReset) {
 			v.nextReset = reset
@@ -197,10 +204,13 @@ func budgetStatus(spec *v1alpha1.TeamBudgetSpec, state *BudgetState, now time.Ti
 			spent, known = state.Spent[l.Window]
 		}
 		if known {
+			if i := ledger.WindowIndex(string(l.Window)); i >= 0 {
+				windowSpent[i] = spent
+			}
 			reserved := state.Reserved[l.Window]
-			remaining = max(0, limit-spent-reserved)
+			remaining = ledger.Remaining(limit, spent, reserved)
 			ws.Spent, ws.Reserved, ws.Remaining = v1alpha1.FormatMicros(spent), v1alpha1.FormatMicros(reserved), v1alpha1.FormatMicros(remaining)
-			if spent >= limit {
+			if ledger.Reached(spent, limit) {
 				r := reachedLimit{window: l.Window, spent: spent, limit: limit, resetsAt: reset}
 				if enf == v1alpha1.EnforcementHard {
 					v.hardReached = append(v.hardReached, r)
@@ -223,35 +233,12 @@ func budgetStatus(spec *v1alpha1.TeamBudgetSpec, state *BudgetState, now time.Ti
 			v.spent = v1alpha1.FormatMicros(tightest.spent)
 		}
 	}
-	switch {
-	case spec.Suspended:
-		v.phase = v1alpha1.PhaseSuspended
-	case state != nil && state.RunawayTripped:
-		v.phase = v1alpha1.PhaseRunawayTripped
-	case len(v.hardReached) > 0:
-		v.phase = v1alpha1.PhaseExhausted
-	case len(v.softReached) > 0:
-		v.phase = v1alpha1.PhaseSoftLimitReached
-	default:
-		v.phase = v1alpha1.PhaseActive
-	}
+	v.phase = v1alpha1.BudgetPhase(ledger.Phase(spec.Suspended, state != nil && state.RunawayTripped, windowSpent, lim))
 	return v
 }
 
-// nextReset returns the start of the window after the one containing now (UTC calendar
-// windows; weeks start on Monday).
+// nextReset returns the start of the window after the one containing now: the end of the
+// ledger's bucket, as the gateway computes it (UTC calendar windows; weeks start on Monday).
 func nextReset(w v1alpha1.Window, now time.Time) time.Time {
-	now = now.UTC()
-	y, m, d := now.Date()
-	switch w {
-	case v1alpha1.WindowHour:
-		return now.Truncate(time.Hour).Add(time.Hour)
-	case v1alpha1.WindowDay:
-		return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
-	case v1alpha1.WindowWeek:
-		daysSinceMonday := (int(now.Weekday()) + 6) % 7
-		return time.Date(y, m, d-daysSinceMonday+7, 0, 0, 0, 0, time.UTC)
-	default:
-		return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
-	}
+	return ledger.BucketOf(string(w), now).End
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
-	"github.com/posthog/llm-gateway/controllers/internal/budgetstatus"
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 	"github.com/posthog/llm-gateway/test/redistest"
 )
@@ -113,8 +113,8 @@ func TestRedisBudgetState(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 4, 10, 15, 0, 0, time.UTC)
 	require.NoError(t, rdb.MSet(ctx,
-		"llmgw:{ai}:spend:Day:"+budgetstatus.BucketID(snapshot.WindowDay, now), "7000000",
-		"llmgw:{ai}:spend:Month:"+budgetstatus.BucketID(snapshot.WindowMonth, now), "40000000",
+		"llmgw:{ai}:spend:Day:"+ledger.BucketOf(snapshot.WindowDay, now).ID, "7000000",
+		"llmgw:{ai}:spend:Month:"+ledger.BucketOf(snapshot.WindowMonth, now).ID, "40000000",
 		"llmgw:{ai}:held", "500000",
 	).Err())
 	require.NoError(t, rdb.ZAdd(ctx, "llmgw:{ai}:res", redis.Z{Score: float64(now.Add(time.Minute).UnixMilli()), Member: "r1"}).Err())

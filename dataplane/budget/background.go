@@ -162,7 +162,7 @@ func (m *Manager) pollTrips() {
 	m.tripMu.Lock()
 	defer m.tripMu.Unlock()
 	for _, t := range teams {
-		if tr, ok := got[t]; ok && tr.until.After(now) {
+		if tr, ok := got[t]; ok && tr.Until.After(now) {
 			m.trips[t] = tr
 		} else {
 			delete(m.trips, t)

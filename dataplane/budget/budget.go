@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -141,11 +142,12 @@ type State struct {
 	PendingSettles int `json:"pendingSettles"`
 }
 
-// Phases of a team budget (as in TeamBudget.status.phase).
+// Phases of a team budget (as in TeamBudget.status.phase): the ledger's, which the operator
+// uses too.
 const (
-	PhaseActive           = "Active"
-	PhaseSoftLimitReached = "SoftLimitReached"
-	PhaseExhausted        = "Exhausted"
-	PhaseSuspended        = "Suspended"
-	PhaseRunawayTripped   = "RunawayTripped"
+	PhaseActive           = ledger.PhaseActive
+	PhaseSoftLimitReached = ledger.PhaseSoftLimitReached
+	PhaseExhausted        = ledger.PhaseExhausted
+	PhaseSuspended        = ledger.PhaseSuspended
+	PhaseRunawayTripped   = ledger.PhaseRunawayTripped
 )

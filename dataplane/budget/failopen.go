@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -25,9 +26,9 @@ func (m *Manager) localTeam(team string, now time.Time) *localTeam {
 		lt = &localTeam{}
 		m.local[team] = lt
 	}
-	for i, b := range bucketsAt(now) {
-		if lt.bucket[i] != b.id {
-			lt.bucket[i], lt.spent[i] = b.id, 0
+	for i, b := range ledger.BucketsAt(now) {
+		if lt.bucket[i] != b.ID {
+			lt.bucket[i], lt.spent[i] = b.ID, 0
 		}
 	}
 	return lt
@@ -74,7 +75,7 @@ func (m *Manager) storeDown(r Request, hard [4]int64, now time.Time, cause error
 	defer m.mu.Unlock()
 	lt := m.localTeam(r.Team, now)
 	if allow >= 0 {
-		for i := range windows {
+		for i := range ledger.Windows {
 			if hard[i] > 0 && lt.spent[i]+lt.held+r.EstimateMicros > allow {
 				return nil, m.reject(r.Team, &LimitError{
 					Limit: LimitFailOpenAllowance, Retryable: true, RetryAfter: failOpenRetryAfter,
@@ -87,7 +88,7 @@ func (m *Manager) storeDown(r Request, hard [4]int64, now time.Time, cause error
 	lt.held += r.EstimateMicros
 	m.met.admissions.WithLabelValues(r.Team, "fail_open").Inc()
 	m.met.failOpenAdmits.WithLabelValues(r.Team).Inc()
-	minute, _ := minuteOf(now)
+	minute, _ := ledger.MinuteOf(now)
 	return &Reservation{ID: r.RequestID, Team: r.Team, HeldMicros: r.EstimateMicros, HeldTokens: r.EstimateTokens,
 		FailOpen: true, AdmittedAt: now, budget: b, minute: minute}, nil
 }

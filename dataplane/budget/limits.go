@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -33,7 +34,7 @@ func (m *Manager) precheck(r Request, hard [4]int64, now time.Time) *LimitError 
 			Message: fmt.Sprintf("this call may use up to %d tokens, above the limit of %d tokens per minute of team %s; lower max_tokens or shorten the input",
 				r.EstimateTokens, b.TokensPerMinute, r.Team)}
 	}
-	for i, w := range windows {
+	for i, w := range ledger.Windows {
 		if hard[i] > 0 && r.EstimateMicros > hard[i] {
 			return &LimitError{Limit: SpendLimitName(w),
 				Message: fmt.Sprintf("this call may cost up to %s, more than the whole %s spend limit of %s of team %s; lower max_tokens or shorten the input",
@@ -41,25 +42,25 @@ func (m *Manager) precheck(r Request, hard [4]int64, now time.Time) *LimitError 
 		}
 	}
 	if t, ok := m.activeTrip(r.Team, now); ok {
-		return runawayError(r.Team, t, t.until.Sub(now))
+		return runawayError(r.Team, t, t.Until.Sub(now))
 	}
 	return nil
 }
 
 func runawayMessage(team string, t trip) string {
-	until := t.until.UTC().Format(time.RFC3339)
-	if t.threshold == 0 { // learnt from a rejection; the poll loop fills in the details
+	until := t.Until.UTC().Format(time.RFC3339)
+	if t.ThresholdMicros == 0 { // learnt from a rejection; the poll loop fills in the details
 		return fmt.Sprintf("team %s is suspended by its runaway breaker (spend per minute above its threshold); new calls are rejected until %s",
 			team, until)
 	}
 	return fmt.Sprintf("team %s spent %s in one minute, above its runaway threshold of %s per minute; new calls are rejected until %s",
-		team, usd(t.rate), usd(t.threshold), until)
+		team, usd(t.RateMicros), usd(t.ThresholdMicros), until)
 }
 
 // runawayError is not retryable: a runaway loop must not be retried by SDKs automatically,
 // even though waiting for the cooldown helps.
 func runawayError(team string, t trip, wait time.Duration) *LimitError {
-	return &LimitError{Limit: LimitRunaway, Message: runawayMessage(team, t), ResetAt: t.until, RetryAfter: ceilSecond(wait)}
+	return &LimitError{Limit: LimitRunaway, Message: runawayMessage(team, t), ResetAt: t.Until, RetryAfter: ceilSecond(wait)}
 }
 
 // storeRejection turns an admit script rejection into the LimitError the caller sees.
@@ -69,8 +70,8 @@ func (m *Manager) storeRejection(r Request, a *admitArgs, res admitResult) *Limi
 	case rejectRunaway:
 		until := time.UnixMilli(res.tripAt).UTC()
 		t, ok := m.activeTrip(r.Team, a.now)
-		if !ok || !t.until.Equal(until) {
-			t = trip{until: until}
+		if !ok || !t.Until.Equal(until) {
+			t = trip{Until: until}
 			m.setTrip(r.Team, t)
 		}
 		return runawayError(r.Team, t, until.Sub(a.now))
@@ -99,20 +100,20 @@ func (m *Manager) storeRejection(r Request, a *admitArgs, res admitResult) *Limi
 // that resets last: waiting for an earlier reset would not help.
 func spendRejection(r Request, a *admitArgs, res admitResult) *LimitError {
 	best, committed := -1, false
-	for i := range windows {
+	for i := range ledger.Windows {
 		lim := a.hard[i]
 		if lim == 0 || res.spent[i]+res.held+a.micros <= lim {
 			continue
 		}
 		c := res.spent[i]+a.micros > lim
-		if best < 0 || (c && !committed) || (c == committed && a.buckets[i].end.After(a.buckets[best].end)) {
+		if best < 0 || (c && !committed) || (c == committed && a.buckets[i].End.After(a.buckets[best].End)) {
 			best, committed = i, c
 		}
 	}
 	if best < 0 {
 		return &LimitError{Limit: "spend", Message: fmt.Sprintf("team %s: a spend limit would be exceeded", r.Team)}
 	}
-	w, lim, reset := windows[best], a.hard[best], a.buckets[best].end
+	w, lim, reset := ledger.Windows[best], a.hard[best], a.buckets[best].End
 	le := &LimitError{Limit: SpendLimitName(w), ResetAt: reset}
 	if committed {
 		le.RetryAfter = ceilSecond(reset.Sub(a.now))

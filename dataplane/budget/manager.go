@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 	"github.com/posthog/llm-gateway/internal/clock"
 )
@@ -162,7 +163,8 @@ func (m *Manager) Admit(ctx context.Context, r Request) (*Reservation, error) {
 	}
 	r.EstimateMicros, r.EstimateTokens = max(r.EstimateMicros, 0), max(r.EstimateTokens, 0)
 	now := m.clock.Now()
-	hard, soft := limitsOf(b)
+	lim := ledger.LimitsOf(b)
+	hard, soft := lim.Hard, lim.Soft
 	if le := m.precheck(r, hard, now); le != nil {
 		return nil, m.reject(r.Team, le)
 	}
@@ -202,18 +204,18 @@ func (m *Manager) Admit(ctx context.Context, r Request) (*Reservation, error) {
 }
 
 func (m *Manager) admitArgs(r Request, hard [4]int64, now time.Time) *admitArgs {
-	minute, el := minuteOf(now)
+	minute, el := ledger.MinuteOf(now)
 	b := r.Budget
 	return &admitArgs{
 		team: r.Team, id: r.RequestID, now: now, expiry: now.Add(m.o.ReservationTTL), keyTTL: 2 * m.o.ReservationTTL,
 		micros: r.EstimateMicros, tokens: r.EstimateTokens, minute: minute, elapsedMs: el,
-		buckets: bucketsAt(now), hard: hard, rpm: b.RequestsPerMinute, tpm: b.TokensPerMinute, conc: b.MaxConcurrent,
+		buckets: ledger.BucketsAt(now), hard: hard, rpm: b.RequestsPerMinute, tpm: b.TokensPerMinute, conc: b.MaxConcurrent,
 	}
 }
 
 func softReached(spent, soft [4]int64) []string {
 	var out []string
-	for i, w := range windows {
+	for i, w := range ledger.Windows {
 		if soft[i] > 0 && spent[i] >= soft[i] {
 			out = append(out, SpendLimitName(w))
 		}
@@ -255,13 +257,13 @@ func (m *Manager) Settle(ctx context.Context, res *Reservation, actualMicros, ac
 	}
 	m.mu.Unlock()
 
-	minute, el := minuteOf(now)
+	minute, el := ledger.MinuteOf(now)
 	a := &settleArgs{
 		team: res.Team, id: res.ID, now: now, actual: actualMicros, tokenDelta: actualTokens - res.HeldTokens,
-		tpmMinute: res.minute, minute: minute, elapsedMs: el, buckets: bucketsAt(now), runaway: res.budget.Runaway,
+		tpmMinute: res.minute, minute: minute, elapsedMs: el, buckets: ledger.BucketsAt(now), runaway: res.budget.Runaway,
 		markerTTL: m.o.SettleMarkerTTL,
 	}
-	_, a.soft = limitsOf(res.budget)
+	a.soft = ledger.LimitsOf(res.budget).Soft
 	if !m.healthy.Load() {
 		m.enqueue(a)
 		return fmt.Errorf("settle reservation %s of team %s: %w", res.ID, res.Team, ErrSettleQueued)
@@ -291,14 +293,14 @@ func (m *Manager) settled(a *settleArgs, out settleResult, failOpen bool, result
 	m.met.settled.WithLabelValues(a.team).Add(float64(a.actual))
 	for i, crossed := range out.softNew {
 		if crossed {
-			m.met.softCrossed.WithLabelValues(a.team, windows[i]).Inc()
-			m.log.Warn("team reached a soft spend limit; calls continue", "team", a.team, "limit", SpendLimitName(windows[i]),
-				"spent", usd(out.spent[i]), "soft_limit", usd(a.soft[i]), "window", a.buckets[i].id)
+			m.met.softCrossed.WithLabelValues(a.team, ledger.Windows[i]).Inc()
+			m.log.Warn("team reached a soft spend limit; calls continue", "team", a.team, "limit", SpendLimitName(ledger.Windows[i]),
+				"spent", usd(out.spent[i]), "soft_limit", usd(a.soft[i]), "window", a.buckets[i].ID)
 		}
 	}
 	if out.tripped {
 		until := time.UnixMilli(out.tripUntil).UTC()
-		m.setTrip(a.team, trip{until: until, at: a.now, rate: out.rate, threshold: a.runaway.SpendPerMinuteMicros})
+		m.setTrip(a.team, trip{Until: until, At: a.now, RateMicros: out.rate, ThresholdMicros: a.runaway.SpendPerMinuteMicros})
 		m.met.runawayTrips.WithLabelValues(a.team).Inc()
 		m.log.Warn("runaway breaker tripped: team suspended", "team", a.team, "spend_last_minute", usd(out.rate),
 			"threshold_per_minute", usd(a.runaway.SpendPerMinuteMicros), "until", until)
@@ -313,7 +315,7 @@ func (m *Manager) Suspended(team string) (reason string, until time.Time, ok boo
 	if !ok {
 		return "", time.Time{}, false
 	}
-	return runawayMessage(team, t), t.until, true
+	return runawayMessage(team, t), t.Until, true
 }
 
 // activeTrip returns the team's runaway trip known to this pod, if it holds at now.
@@ -321,7 +323,7 @@ func (m *Manager) activeTrip(team string, now time.Time) (trip, bool) {
 	m.tripMu.RLock()
 	t, ok := m.trips[team]
 	m.tripMu.RUnlock()
-	return t, ok && t.until.After(now)
+	return t, ok && t.Until.After(now)
 }
 
 func (m *Manager) setTrip(team string, t trip) {
@@ -341,49 +343,27 @@ func (m *Manager) TeamState(ctx context.Context, team string, b *snapshot.Budget
 	st.PendingSettles = len(m.pending)
 	m.mu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
-	r, err := m.store.state(sctx, team, now)
+	c, err := m.store.state(sctx, team, now)
 	cancel()
 	if err != nil {
 		m.storeFailed("state", err)
 		return st, fmt.Errorf("read budget state of team %s: %w", team, err)
 	}
-	hard, soft := limitsOf(b)
-	buckets := bucketsAt(now)
-	st.ReservedMicros, st.InFlight = max(r.held, 0), r.inflight
-	st.RequestsLastMinute, st.TokensLastMinute, st.SpendLastMinuteMicros = r.rpm, r.tpm, r.vel
-	if r.trip.until.After(now) {
-		st.RunawayUntil = r.trip.until
+	lim := ledger.LimitsOf(b)
+	buckets := ledger.BucketsAt(now)
+	st.ReservedMicros, st.InFlight = max(c.HeldMicros, 0), c.InFlight
+	st.RequestsLastMinute, st.TokensLastMinute, st.SpendLastMinuteMicros = c.RequestsLastMinute, c.TokensLastMinute, c.SpendLastMinuteMicros
+	if c.RunawayTripped(now) {
+		st.RunawayUntil = c.LastTrip.Until
 	}
-	for i, w := range windows {
-		ws := WindowState{Window: w, Bucket: buckets[i].id, SpentMicros: r.spent[i], ResetAt: buckets[i].end,
-			HardLimitMicros: hard[i], SoftLimitMicros: soft[i], RemainingMicros: -1}
-		if hard[i] > 0 {
-			ws.RemainingMicros = max(hard[i]-r.spent[i]-st.ReservedMicros, 0)
+	for i, w := range ledger.Windows {
+		ws := WindowState{Window: w, Bucket: buckets[i].ID, SpentMicros: c.Spent[i], ResetAt: buckets[i].End,
+			HardLimitMicros: lim.Hard[i], SoftLimitMicros: lim.Soft[i], RemainingMicros: -1}
+		if lim.Hard[i] > 0 {
+			ws.RemainingMicros = ledger.Remaining(lim.Hard[i], c.Spent[i], st.ReservedMicros)
 		}
 		st.Windows = append(st.Windows, ws)
 	}
-	st.Phase = phaseOf(b.Suspended, !st.RunawayUntil.IsZero(), r.spent, hard, soft)
+	st.Phase = ledger.Phase(b.Suspended, c.RunawayTripped(now), c.Spent, lim)
 	return st, nil
-}
-
-// phaseOf orders the phases by what a caller sees first: the kill switch, the runaway
-// breaker, an exhausted Hard limit, a reached Soft limit.
-func phaseOf(suspended, runaway bool, spent, hard, soft [4]int64) string {
-	switch {
-	case suspended:
-		return PhaseSuspended
-	case runaway:
-		return PhaseRunawayTripped
-	}
-	for i := range spent {
-		if hard[i] > 0 && spent[i] >= hard[i] {
-			return PhaseExhausted
-		}
-	}
-	for i := range spent {
-		if soft[i] > 0 && spent[i] >= soft[i] {
-			return PhaseSoftLimitReached
-		}
-	}
-	return PhaseActive
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 )
 
 // MemoryStore keeps the counters in this process: the standalone gateway (no --redis-url) and
@@ -26,7 +28,7 @@ type memCounter struct {
 }
 
 type memTeam struct {
-	keys  teamKeys
+	keys  ledger.Keys
 	holds map[string]memHold
 	// earliest is at or before the earliest expiry of holds (zero: unknown): admitting adds
 	// holds, settling removes them and refreshing only moves expiries later, so it stays a
@@ -60,7 +62,7 @@ func (s *MemoryStore) team(name string, now time.Time) *memTeam {
 	}
 	t := s.teams[name]
 	if t == nil {
-		t = &memTeam{keys: keysFor(name), holds: map[string]memHold{}, counters: map[string]memCounter{}}
+		t = &memTeam{keys: ledger.KeysFor(name), holds: map[string]memHold{}, counters: map[string]memCounter{}}
 		s.teams[name] = t
 	}
 	return t
@@ -114,10 +116,10 @@ func (t *memTeam) purge(now time.Time) int64 {
 }
 
 func (t *memTeam) tripUntil(now time.Time) int64 {
-	if t.trip.until.IsZero() || !t.tripExp.After(now) {
+	if t.trip.Until.IsZero() || !t.tripExp.After(now) {
 		return 0
 	}
-	return t.trip.until.UnixMilli()
+	return t.trip.Until.UnixMilli()
 }
 
 func (s *MemoryStore) admit(_ context.Context, a *admitArgs) (admitResult, error) {
@@ -129,10 +131,10 @@ func (s *MemoryStore) admit(_ context.Context, a *admitArgs) (admitResult, error
 	r := admitResult{purged: t.purge(now)}
 	r.held, r.inflight = t.held, int64(len(t.holds))
 	r.tripAt = t.tripUntil(now)
-	r.rpmPrev, r.rpmCur = t.get(k.rpm(a.minute-1), now), t.get(k.rpm(a.minute), now)
-	r.tpmPrev, r.tpmCur = t.get(k.tpm(a.minute-1), now), t.get(k.tpm(a.minute), now)
-	for i, w := range windows {
-		r.spent[i] = t.get(k.spend(w, a.buckets[i].id), now)
+	r.rpmPrev, r.rpmCur = t.get(k.RPM(a.minute-1), now), t.get(k.RPM(a.minute), now)
+	r.tpmPrev, r.tpmCur = t.get(k.TPM(a.minute-1), now), t.get(k.TPM(a.minute), now)
+	for i, w := range ledger.Windows {
+		r.spent[i] = t.get(k.Spend(w, a.buckets[i].ID), now)
 	}
 	if _, ok := t.holds[a.id]; ok {
 		return r, nil
@@ -142,12 +144,12 @@ func (s *MemoryStore) admit(_ context.Context, a *admitArgs) (admitResult, error
 		r.code = rejectRunaway
 	case a.conc > 0 && r.inflight >= a.conc:
 		r.code = rejectConcurrent
-	case a.rpm > 0 && slidingCount(r.rpmPrev, r.rpmCur, a.elapsedMs)+1 > a.rpm:
+	case a.rpm > 0 && ledger.SlidingCount(r.rpmPrev, r.rpmCur, a.elapsedMs)+1 > a.rpm:
 		r.code = rejectRPM
-	case a.tpm > 0 && slidingCount(r.tpmPrev, r.tpmCur, a.elapsedMs)+a.tokens > a.tpm:
+	case a.tpm > 0 && ledger.SlidingCount(r.tpmPrev, r.tpmCur, a.elapsedMs)+a.tokens > a.tpm:
 		r.code = rejectTPM
 	}
-	for i := range windows {
+	for i := range ledger.Windows {
 		if r.code == admitOK && a.hard[i] > 0 && r.spent[i]+r.held+a.micros > a.hard[i] {
 			r.code = rejectSpend
 		}
@@ -160,9 +162,9 @@ func (s *MemoryStore) admit(_ context.Context, a *admitArgs) (admitResult, error
 		t.earliest = a.expiry
 	}
 	t.held += a.micros
-	t.incr(k.rpm(a.minute), 1, now, rateKeyTTL)
+	t.incr(k.RPM(a.minute), 1, now, ledger.RateKeyTTL)
 	if a.tokens > 0 {
-		t.incr(k.tpm(a.minute), a.tokens, now, rateKeyTTL)
+		t.incr(k.TPM(a.minute), a.tokens, now, ledger.RateKeyTTL)
 	}
 	return r, nil
 }
@@ -174,7 +176,7 @@ func (s *MemoryStore) settle(_ context.Context, a *settleArgs) (settleResult, er
 	t := s.team(a.team, now)
 	k := t.keys
 	var r settleResult
-	if !t.setNX(k.settled(a.id), now, a.markerTTL) {
+	if !t.setNX(k.Settled(a.id), now, a.markerTTL) {
 		r.duplicate = true
 		return r, nil
 	}
@@ -183,31 +185,31 @@ func (s *MemoryStore) settle(_ context.Context, a *settleArgs) (settleResult, er
 		t.held -= h.micros
 		r.released = true
 	}
-	for i, w := range windows {
-		key := k.spend(w, a.buckets[i].id)
+	for i, w := range ledger.Windows {
+		key := k.Spend(w, a.buckets[i].ID)
 		if a.actual > 0 {
-			r.spent[i] = t.incr(key, a.actual, now, spendTTL(a.buckets[i], now))
+			r.spent[i] = t.incr(key, a.actual, now, ledger.SpendTTL(a.buckets[i], now))
 		} else {
 			r.spent[i] = t.get(key, now)
 		}
 		if a.soft[i] > 0 && r.spent[i] >= a.soft[i] {
-			r.softNew[i] = t.setNX(k.soft(w, a.buckets[i].id), now, spendTTL(a.buckets[i], now))
+			r.softNew[i] = t.setNX(k.Soft(w, a.buckets[i].ID), now, ledger.SpendTTL(a.buckets[i], now))
 		}
 	}
-	if tk := k.tpm(a.tpmMinute); a.tokenDelta != 0 && t.get(tk, now) != 0 {
+	if tk := k.TPM(a.tpmMinute); a.tokenDelta != 0 && t.get(tk, now) != 0 {
 		c := t.counters[tk]
 		c.n += a.tokenDelta
 		t.counters[tk] = c
 	}
 	if a.actual > 0 {
-		vc := t.incr(k.vel(a.minute), a.actual, now, rateKeyTTL)
-		r.rate = slidingCount(t.get(k.vel(a.minute-1), now), vc, a.elapsedMs)
+		vc := t.incr(k.Vel(a.minute), a.actual, now, ledger.RateKeyTTL)
+		r.rate = ledger.SlidingCount(t.get(k.Vel(a.minute-1), now), vc, a.elapsedMs)
 		if rw := a.runaway; rw != nil && rw.SpendPerMinuteMicros > 0 && r.rate > rw.SpendPerMinuteMicros &&
 			t.tripUntil(now) <= now.UnixMilli() {
 			cooldown := time.Duration(rw.CooldownSeconds) * time.Second
-			t.trip = trip{until: now.Add(cooldown).UTC(), at: now.UTC(), rate: r.rate, threshold: rw.SpendPerMinuteMicros}
-			t.tripExp = now.Add(cooldown + tripRecordTTL)
-			r.tripped, r.tripUntil = true, t.trip.until.UnixMilli()
+			t.trip = trip{Until: now.Add(cooldown).UTC(), At: now.UTC(), RateMicros: r.rate, ThresholdMicros: rw.SpendPerMinuteMicros}
+			t.tripExp = now.Add(cooldown + ledger.TripRecordTTL)
+			r.tripped, r.tripUntil = true, t.trip.Until.UnixMilli()
 		}
 	}
 	return r, nil
@@ -234,35 +236,37 @@ func (s *MemoryStore) trips(_ context.Context, teams []string) (map[string]trip,
 	defer s.mu.Unlock()
 	out := map[string]trip{}
 	for _, name := range teams {
-		if t := s.teams[name]; t != nil && !t.trip.until.IsZero() {
+		if t := s.teams[name]; t != nil && !t.trip.Until.IsZero() {
 			out[name] = t.trip
 		}
 	}
 	return out, nil
 }
 
-func (s *MemoryStore) state(_ context.Context, team string, now time.Time) (stateResult, error) {
+// state computes what ledger.Read reads from Redis.
+func (s *MemoryStore) state(_ context.Context, team string, now time.Time) (ledger.Counters, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.team(team, now)
 	k := t.keys
-	b := bucketsAt(now)
-	minute, el := minuteOf(now)
-	var r stateResult
-	for i, w := range windows {
-		r.spent[i] = t.get(k.spend(w, b[i].id), now)
+	b := ledger.BucketsAt(now)
+	minute, el := ledger.MinuteOf(now)
+	var c ledger.Counters
+	for i, w := range ledger.Windows {
+		c.Spent[i] = t.get(k.Spend(w, b[i].ID), now)
 	}
 	for _, h := range t.holds {
 		if h.expiry.After(now) {
-			r.held += h.micros
-			r.inflight++
+			c.HeldMicros += h.micros
+			c.InFlight++
 		}
 	}
-	r.rpm = slidingCount(t.get(k.rpm(minute-1), now), t.get(k.rpm(minute), now), el)
-	r.tpm = slidingCount(t.get(k.tpm(minute-1), now), t.get(k.tpm(minute), now), el)
-	r.vel = slidingCount(t.get(k.vel(minute-1), now), t.get(k.vel(minute), now), el)
+	c.RequestsLastMinute = ledger.SlidingCount(t.get(k.RPM(minute-1), now), t.get(k.RPM(minute), now), el)
+	c.TokensLastMinute = ledger.SlidingCount(t.get(k.TPM(minute-1), now), t.get(k.TPM(minute), now), el)
+	c.SpendLastMinuteMicros = ledger.SlidingCount(t.get(k.Vel(minute-1), now), t.get(k.Vel(minute), now), el)
 	if t.tripExp.After(now) {
-		r.trip = t.trip
+		tr := t.trip
+		c.LastTrip = &tr
 	}
-	return r, nil
+	return c, nil
 }

@@ -3,12 +3,13 @@ package budget
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 )
 
 var (
@@ -64,17 +65,17 @@ func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10)
 func i64(v int64) string        { return strconv.FormatInt(v, 10) }
 
 func (s *RedisStore) admit(ctx context.Context, a *admitArgs) (admitResult, error) {
-	k := keysFor(a.team)
+	k := ledger.KeysFor(a.team)
 	keys := []string{
-		k.res(), k.resAmt(), k.held(), k.trip(),
-		k.rpm(a.minute - 1), k.rpm(a.minute), k.tpm(a.minute - 1), k.tpm(a.minute),
+		k.Res(), k.ResAmt(), k.Held(), k.Trip(),
+		k.RPM(a.minute - 1), k.RPM(a.minute), k.TPM(a.minute - 1), k.TPM(a.minute),
 	}
-	for i, w := range windows {
-		keys = append(keys, k.spend(w, a.buckets[i].id))
+	for i, w := range ledger.Windows {
+		keys = append(keys, k.Spend(w, a.buckets[i].ID))
 	}
 	args := []any{
 		a.id, i64(a.now.UnixMilli()), i64(a.expiry.UnixMilli()), i64(a.micros), i64(a.tokens), i64(a.elapsedMs),
-		i64(a.rpm), i64(a.tpm), i64(a.conc), ms(a.keyTTL), ms(rateKeyTTL),
+		i64(a.rpm), i64(a.tpm), i64(a.conc), ms(a.keyTTL), ms(ledger.RateKeyTTL),
 		i64(a.hard[0]), i64(a.hard[1]), i64(a.hard[2]), i64(a.hard[3]),
 	}
 	v, err := admitScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
@@ -92,16 +93,16 @@ func (s *RedisStore) admit(ctx context.Context, a *admitArgs) (admitResult, erro
 }
 
 func (s *RedisStore) settle(ctx context.Context, a *settleArgs) (settleResult, error) {
-	k := keysFor(a.team)
+	k := ledger.KeysFor(a.team)
 	keys := []string{
-		k.settled(a.id), k.res(), k.resAmt(), k.held(), k.trip(),
-		k.vel(a.minute - 1), k.vel(a.minute), k.tpm(a.tpmMinute),
+		k.Settled(a.id), k.Res(), k.ResAmt(), k.Held(), k.Trip(),
+		k.Vel(a.minute - 1), k.Vel(a.minute), k.TPM(a.tpmMinute),
 	}
-	for i, w := range windows {
-		keys = append(keys, k.spend(w, a.buckets[i].id))
+	for i, w := range ledger.Windows {
+		keys = append(keys, k.Spend(w, a.buckets[i].ID))
 	}
-	for i, w := range windows {
-		keys = append(keys, k.soft(w, a.buckets[i].id))
+	for i, w := range ledger.Windows {
+		keys = append(keys, k.Soft(w, a.buckets[i].ID))
 	}
 	var threshold, cooldown int64
 	if a.runaway != nil {
@@ -112,12 +113,12 @@ func (s *RedisStore) settle(ctx context.Context, a *settleArgs) (settleResult, e
 		i64(threshold), i64(cooldown),
 	}
 	for _, b := range a.buckets {
-		args = append(args, ms(spendTTL(b, a.now)))
+		args = append(args, ms(ledger.SpendTTL(b, a.now)))
 	}
 	for _, l := range a.soft {
 		args = append(args, i64(l))
 	}
-	args = append(args, ms(time.Duration(cooldown)*time.Millisecond+tripRecordTTL), ms(rateKeyTTL))
+	args = append(args, ms(time.Duration(cooldown)*time.Millisecond+ledger.TripRecordTTL), ms(ledger.RateKeyTTL))
 	v, err := settleScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return settleResult{}, fmt.Errorf("run settle script: %w", err)
@@ -141,14 +142,14 @@ func (s *RedisStore) refresh(ctx context.Context, holds []holdRef, expiry time.T
 	teams := map[string]bool{}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, h := range holds {
-			k := keysFor(h.team)
+			k := ledger.KeysFor(h.team)
 			// XX: only holds that still exist; GT: never shorten one.
-			p.ZAddArgs(ctx, k.res(), redis.ZAddArgs{XX: true, GT: true, Members: []redis.Z{{Score: float64(expiry.UnixMilli()), Member: h.id}}})
+			p.ZAddArgs(ctx, k.Res(), redis.ZAddArgs{XX: true, GT: true, Members: []redis.Z{{Score: float64(expiry.UnixMilli()), Member: h.id}}})
 			if !teams[h.team] {
 				teams[h.team] = true
-				p.PExpire(ctx, k.res(), keyTTL)
-				p.PExpire(ctx, k.resAmt(), keyTTL)
-				p.PExpire(ctx, k.held(), keyTTL)
+				p.PExpire(ctx, k.Res(), keyTTL)
+				p.PExpire(ctx, k.ResAmt(), keyTTL)
+				p.PExpire(ctx, k.Held(), keyTTL)
 			}
 		}
 		return nil
@@ -163,7 +164,7 @@ func (s *RedisStore) trips(ctx context.Context, teams []string) (map[string]trip
 	cmds := make([]*redis.SliceCmd, len(teams))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, t := range teams {
-			cmds[i] = p.HMGet(ctx, keysFor(t).trip(), "until", "at", "rate", "threshold")
+			cmds[i] = p.HMGet(ctx, ledger.KeysFor(t).Trip(), ledger.TripFields...)
 		}
 		return nil
 	})
@@ -172,81 +173,13 @@ func (s *RedisStore) trips(ctx context.Context, teams []string) (map[string]trip
 	}
 	out := make(map[string]trip, len(teams))
 	for i, t := range teams {
-		if tr, ok := parseTrip(cmds[i].Val()); ok {
+		if tr, ok := ledger.ParseTrip(cmds[i].Val()); ok {
 			out[t] = tr
 		}
 	}
 	return out, nil
 }
 
-func parseTrip(v []any) (trip, bool) {
-	n := func(i int) int64 {
-		if i >= len(v) {
-			return 0
-		}
-		s, _ := v[i].(string)
-		x, _ := strconv.ParseInt(s, 10, 64)
-		return x
-	}
-	if n(0) == 0 {
-		return trip{}, false
-	}
-	return trip{until: time.UnixMilli(n(0)).UTC(), at: time.UnixMilli(n(1)).UTC(), rate: n(2), threshold: n(3)}, true
-}
-
-func (s *RedisStore) state(ctx context.Context, team string, now time.Time) (stateResult, error) {
-	k := keysFor(team)
-	b := bucketsAt(now)
-	minute, elapsed := minuteOf(now)
-	nowMs := float64(now.UnixMilli())
-	var (
-		spend          [4]*redis.StringCmd
-		held           *redis.StringCmd
-		live           *redis.IntCmd
-		expired        *redis.StringSliceCmd
-		rp, rc, tp, tc *redis.StringCmd
-		vp, vc         *redis.StringCmd
-		tr             *redis.SliceCmd
-	)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range windows {
-			spend[i] = p.Get(ctx, k.spend(w, b[i].id))
-		}
-		held = p.Get(ctx, k.held())
-		live = p.ZCount(ctx, k.res(), "("+strconv.FormatFloat(nowMs, 'f', 0, 64), "+inf")
-		expired = p.ZRangeByScore(ctx, k.res(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatFloat(nowMs, 'f', 0, 64)})
-		rp, rc = p.Get(ctx, k.rpm(minute-1)), p.Get(ctx, k.rpm(minute))
-		tp, tc = p.Get(ctx, k.tpm(minute-1)), p.Get(ctx, k.tpm(minute))
-		vp, vc = p.Get(ctx, k.vel(minute-1)), p.Get(ctx, k.vel(minute))
-		tr = p.HMGet(ctx, k.trip(), "until", "at", "rate", "threshold")
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return stateResult{}, fmt.Errorf("read budget state of team %s: %w", team, err)
-	}
-	n := func(c *redis.StringCmd) int64 { v, _ := c.Int64(); return v }
-	var r stateResult
-	for i := range spend {
-		r.spent[i] = n(spend[i])
-	}
-	r.held = n(held)
-	r.inflight = live.Val()
-	// Holds that expired but were not purged yet no longer count.
-	if ids := expired.Val(); len(ids) > 0 {
-		amts, err := s.rdb.HMGet(ctx, k.resAmt(), ids...).Result()
-		if err != nil {
-			return stateResult{}, fmt.Errorf("read expired holds of team %s: %w", team, err)
-		}
-		for _, a := range amts {
-			if s, ok := a.(string); ok {
-				v, _ := strconv.ParseInt(s, 10, 64)
-				r.held -= v
-			}
-		}
-	}
-	r.rpm = slidingCount(n(rp), n(rc), elapsed)
-	r.tpm = slidingCount(n(tp), n(tc), elapsed)
-	r.vel = slidingCount(n(vp), n(vc), elapsed)
-	r.trip, _ = parseTrip(tr.Val())
-	return r, nil
+func (s *RedisStore) state(ctx context.Context, team string, now time.Time) (ledger.Counters, error) {
+	return ledger.Read(ctx, s.rdb, team, now)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -21,8 +22,8 @@ type Store interface {
 	refresh(ctx context.Context, holds []holdRef, expiry time.Time, keyTTL time.Duration) error
 	// trips reads the runaway trip of each team.
 	trips(ctx context.Context, teams []string) (map[string]trip, error)
-	// state reads a team's counters.
-	state(ctx context.Context, team string, now time.Time) (stateResult, error)
+	// state reads a team's counters (on Redis: ledger.Read, as the operator does).
+	state(ctx context.Context, team string, now time.Time) (ledger.Counters, error)
 	ping(ctx context.Context) error
 	Close() error
 }
@@ -47,7 +48,7 @@ type admitArgs struct {
 	tokens    int64
 	minute    int64
 	elapsedMs int64
-	buckets   [4]bucket
+	buckets   [ledger.NumWindows]ledger.Bucket
 	hard      [4]int64
 	rpm       int64
 	tpm       int64
@@ -76,7 +77,7 @@ type settleArgs struct {
 	tpmMinute  int64
 	minute     int64
 	elapsedMs  int64
-	buckets    [4]bucket
+	buckets    [ledger.NumWindows]ledger.Bucket
 	soft       [4]int64
 	runaway    *snapshot.Runaway
 	markerTTL  time.Duration
@@ -95,24 +96,4 @@ type settleResult struct {
 type holdRef struct{ team, id string }
 
 // trip is a runaway trip as recorded in the store.
-type trip struct {
-	until, at       time.Time
-	rate, threshold int64
-}
-
-type stateResult struct {
-	spent    [4]int64
-	held     int64
-	inflight int64
-	rpm      int64 // sliding counts
-	tpm      int64
-	vel      int64
-	trip     trip
-}
-
-// tripTTL keeps the record of a trip a day beyond its cooldown, so that the operator can
-// show the last trip.
-const tripRecordTTL = 24 * time.Hour
-
-// rateKeyTTL keeps a minute counter while it can still be the "previous" minute.
-const rateKeyTTL = 3 * time.Minute
+type trip = ledger.Trip

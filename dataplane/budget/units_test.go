@@ -9,42 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/posthog/llm-gateway/dataplane/snapshot"
+	"github.com/posthog/llm-gateway/dataplane/budget/ledger"
 )
-
-func TestBucketOf(t *testing.T) {
-	d := func(y int, m time.Month, day, h, min int) time.Time {
-		return time.Date(y, m, day, h, min, 0, 0, time.UTC)
-	}
-	cases := []struct {
-		window     string
-		at         time.Time
-		id         string
-		start, end time.Time
-	}{
-		{snapshot.WindowHour, d(2025, 1, 29, 10, 20), "2025-01-29T10", d(2025, 1, 29, 10, 0), d(2025, 1, 29, 11, 0)},
-		{snapshot.WindowHour, d(2025, 12, 31, 23, 59), "2025-12-31T23", d(2025, 12, 31, 23, 0), d(2026, 1, 1, 0, 0)},
-		{snapshot.WindowDay, d(2024, 2, 29, 23, 59), "2024-02-29", d(2024, 2, 29, 0, 0), d(2024, 3, 1, 0, 0)},
-		{snapshot.WindowWeek, d(2025, 1, 29, 10, 20), "2025-W05", d(2025, 1, 27, 0, 0), d(2025, 2, 3, 0, 0)},
-		{snapshot.WindowWeek, d(2025, 2, 2, 23, 59), "2025-W05", d(2025, 1, 27, 0, 0), d(2025, 2, 3, 0, 0)},   // Sunday
-		{snapshot.WindowWeek, d(2025, 2, 3, 0, 0), "2025-W06", d(2025, 2, 3, 0, 0), d(2025, 2, 10, 0, 0)},     // Monday
-		{snapshot.WindowWeek, d(2024, 12, 31, 12, 0), "2025-W01", d(2024, 12, 30, 0, 0), d(2025, 1, 6, 0, 0)}, // ISO year
-		{snapshot.WindowWeek, d(2021, 1, 3, 12, 0), "2020-W53", d(2020, 12, 28, 0, 0), d(2021, 1, 4, 0, 0)},
-		{snapshot.WindowMonth, d(2025, 1, 31, 23, 59), "2025-01", d(2025, 1, 1, 0, 0), d(2025, 2, 1, 0, 0)},
-		{snapshot.WindowMonth, d(2025, 12, 1, 0, 0), "2025-12", d(2025, 12, 1, 0, 0), d(2026, 1, 1, 0, 0)},
-	}
-	for _, tc := range cases {
-		t.Run(tc.window+" "+tc.at.Format(time.RFC3339), func(t *testing.T) {
-			b := bucketOf(tc.window, tc.at)
-			require.Equal(t, bucket{id: tc.id, start: tc.start, end: tc.end}, b)
-		})
-	}
-	// Local time zones do not move UTC windows.
-	ny, err := time.LoadLocation("America/New_York")
-	if err == nil {
-		require.Equal(t, "2025-01-30", bucketOf(snapshot.WindowDay, time.Date(2025, 1, 29, 20, 0, 0, 0, ny)).id)
-	}
-}
 
 func TestSlidingRetryAfter(t *testing.T) {
 	cases := []struct {
@@ -65,10 +31,10 @@ func TestSlidingRetryAfter(t *testing.T) {
 			// After waiting that long the request fits.
 			e := tc.elaps + got.Milliseconds()
 			prev, cur := tc.prev, tc.cur
-			if e >= minuteMs {
-				prev, cur, e = cur, 0, e-minuteMs
+			if e >= ledger.MinuteMs {
+				prev, cur, e = cur, 0, e-ledger.MinuteMs
 			}
-			require.LessOrEqual(t, slidingCount(prev, cur, e)+tc.need, tc.limit)
+			require.LessOrEqual(t, ledger.SlidingCount(prev, cur, e)+tc.need, tc.limit)
 		})
 	}
 }
@@ -77,24 +43,6 @@ func TestUSD(t *testing.T) {
 	for micros, want := range map[int64]string{0: "$0.00", 1: "$0.000001", 3500: "$0.0035", 12_500_000: "$12.50", 1_234_567: "$1.234567", -50_000: "-$0.05"} {
 		require.Equal(t, want, usd(micros))
 	}
-}
-
-// The key schema is shared with controllers/internal/budgetstatus and docs/budget.md: these
-// exact strings are tested on both sides.
-func TestKeySchema(t *testing.T) {
-	k := keysFor("team-a")
-	require.Equal(t, "llmgw:{team-a}:spend:Day:2025-01-29", k.spend("Day", "2025-01-29"))
-	require.Equal(t, "llmgw:{team-a}:spend:Week:2025-W05", k.spend("Week", bucketOf("Week", t0).id))
-	require.Equal(t, "llmgw:{team-a}:res", k.res())
-	require.Equal(t, "llmgw:{team-a}:resamt", k.resAmt())
-	require.Equal(t, "llmgw:{team-a}:held", k.held())
-	require.Equal(t, "llmgw:{team-a}:trip", k.trip())
-	require.Equal(t, "llmgw:{team-a}:rpm:29000000", k.rpm(29_000_000))
-	require.Equal(t, "llmgw:{team-a}:tpm:29000000", k.tpm(29_000_000))
-	require.Equal(t, "llmgw:{team-a}:vel:29000000", k.vel(29_000_000))
-	require.Equal(t, "llmgw:{team-a}:soft:Hour:2025-01-29T10", k.soft("Hour", "2025-01-29T10"))
-	require.Equal(t, "llmgw:{team-a}:settled:req-1", k.settled("req-1"))
-	require.Equal(t, "llmgw:{a%7Bb%7D%25c}:held", keysFor("a{b}%c").held(), "braces never break the hash tag")
 }
 
 func TestEstimateInputTokens(t *testing.T) {

@@ -11,6 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/posthog/llm-gateway/dataplane/record/event"
+	"github.com/posthog/llm-gateway/dataplane/record/outbox"
+	"github.com/posthog/llm-gateway/dataplane/record/ship"
 )
 
 // Config is the recording pipeline's configuration, one field per gateway flag.
@@ -82,7 +86,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if log == nil {
 		log = slog.Default()
 	}
-	var ob Outbox
+	var ob outbox.Outbox
 	var err error
 	if cfg.Redis != nil {
 		if cfg.PodName == "" {
@@ -95,30 +99,30 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		if group == "" {
 			group = "shipper"
 		}
-		ob, err = NewRedisOutbox(ctx, cfg.Redis, stream, group, cfg.PodName, RedisOptions{
+		ob, err = outbox.NewRedis(ctx, cfg.Redis, stream, group, cfg.PodName, outbox.RedisOptions{
 			MaxEntries: cfg.OutboxMaxEntries, ClaimIdle: cfg.ClaimIdle, Logger: log,
 		})
 	} else {
-		ob, err = NewFileOutbox(filepath.Join(cfg.stateDir(), "outbox"), FileOptions{MaxBytes: cfg.OutboxMaxBytes, Logger: log})
+		ob, err = outbox.NewFile(filepath.Join(cfg.stateDir(), "outbox"), outbox.FileOptions{MaxBytes: cfg.OutboxMaxBytes, Logger: log})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open event outbox: %w", err)
 	}
-	local, err := NewFileTransport(cfg.EventsPath())
+	local, err := ship.NewFileTransport(cfg.EventsPath())
 	if err != nil {
 		ob.Close()
 		return nil, err
 	}
 	// Remote serves every destination with a host: the gateway's endpoint or a team's own.
-	remote := NewHTTPTransport(cfg.CaptureTimeout)
+	remote := ship.NewHTTPTransport(cfg.CaptureTimeout)
 	remote.Gzip = cfg.Gzip
-	so := ShipperOptions{Logger: log, MaxBackoff: cfg.MaxBackoff}
+	so := ship.Options{Logger: log, MaxBackoff: cfg.MaxBackoff}
 	if cfg.ClaimIdle > 0 {
 		so.TouchInterval = cfg.ClaimIdle / 4
 	}
 	r, err := New(Options{
 		Outbox: ob, Remote: remote, Local: local,
-		DefaultDestination: Destination{Host: cfg.CaptureEndpoint, APIKey: cfg.CaptureAPIKey},
+		DefaultDestination: event.Destination{Host: cfg.CaptureEndpoint, APIKey: cfg.CaptureAPIKey},
 		LibVersion:         cfg.LibVersion,
 		Shipper:            so,
 		Logger:             log,

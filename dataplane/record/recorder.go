@@ -10,21 +10,26 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/posthog/llm-gateway/dataplane/record/event"
+	"github.com/posthog/llm-gateway/dataplane/record/internal/ratelog"
+	"github.com/posthog/llm-gateway/dataplane/record/outbox"
+	"github.com/posthog/llm-gateway/dataplane/record/ship"
 )
 
 // Options assemble a Recorder from its parts (Open builds them from a Config).
 type Options struct {
 	// Outbox is required.
-	Outbox Outbox
+	Outbox outbox.Outbox
 	// Remote delivers to capture hosts; Local to the JSONL events file (events whose
 	// destination has no host or no API key). Local is required; Remote may be nil when no
 	// capture endpoint is configured anywhere (every event then goes to Local).
-	Remote Transport
-	Local  Transport
+	Remote ship.Transport
+	Local  ship.Transport
 	// DefaultDestination is the gateway's --capture-endpoint / --capture-api-key, used for
 	// teams without their own.
-	DefaultDestination Destination
-	// MaxEventBytes bounds a serialized event (default DefaultMaxEventBytes).
+	DefaultDestination event.Destination
+	// MaxEventBytes bounds a serialized event (default event.DefaultMaxBytes).
 	MaxEventBytes int
 	// MemoryQueue bounds the calls held in memory while the outbox is unavailable
 	// (default 10000); beyond it events are dropped and counted.
@@ -35,7 +40,7 @@ type Options struct {
 	AppendTimeout time.Duration
 	// StatsInterval is how often the outbox fill level is sampled (default 1s).
 	StatsInterval time.Duration
-	Shipper       ShipperOptions
+	Shipper       ship.Options
 	// LibVersion is sent as $lib_version.
 	LibVersion string
 	Logger     *slog.Logger
@@ -45,15 +50,15 @@ type Options struct {
 
 // Recorder records calls as $ai_generation events. It is safe for concurrent use.
 type Recorder struct {
-	b       builder
-	outbox  Outbox
-	shipper *Shipper
+	b       event.Builder
+	outbox  outbox.Outbox
+	shipper *ship.Shipper
 	log     *slog.Logger
 	m       *metrics
 	opts    Options
 
 	degraded atomic.Bool
-	queue    chan []Entry
+	queue    chan []event.Entry
 	// pending counts calls queued in memory or being moved from the queue to the outbox.
 	pending atomic.Int64
 	queueMu sync.RWMutex // guards queue against sends after close
@@ -66,7 +71,7 @@ type Recorder struct {
 	statsDone chan struct{}
 	stopOnce  sync.Once
 
-	dropLog  rateLog
+	dropLog  ratelog.Limiter
 	warnFull atomic.Bool
 	closers  []func() error
 }
@@ -82,7 +87,7 @@ func New(opts Options) (*Recorder, error) {
 		return nil, errors.New("record: a local events transport is required")
 	}
 	if opts.MaxEventBytes <= 0 {
-		opts.MaxEventBytes = DefaultMaxEventBytes
+		opts.MaxEventBytes = event.DefaultMaxBytes
 	}
 	if opts.MemoryQueue <= 0 {
 		opts.MemoryQueue = 10000
@@ -104,17 +109,17 @@ func New(opts Options) (*Recorder, error) {
 	}
 	m := newMetrics(opts.Registerer)
 	r := &Recorder{
-		b: builder{
-			maxEventBytes: opts.MaxEventBytes,
-			defaultDest:   opts.DefaultDestination,
-			libVersion:    opts.LibVersion,
+		b: event.Builder{
+			MaxEventBytes:      opts.MaxEventBytes,
+			DefaultDestination: opts.DefaultDestination,
+			LibVersion:         opts.LibVersion,
 		},
 		outbox:    opts.Outbox,
-		shipper:   newShipper(opts.Outbox, opts.Remote, opts.Local, opts.Shipper, m),
+		shipper:   ship.New(opts.Outbox, opts.Remote, opts.Local, opts.Shipper, m.ship),
 		log:       opts.Logger,
 		m:         m,
 		opts:      opts,
-		queue:     make(chan []Entry, opts.MemoryQueue),
+		queue:     make(chan []event.Entry, opts.MemoryQueue),
 		shipDone:  make(chan struct{}),
 		drainDone: make(chan struct{}),
 		statsDone: make(chan struct{}),
@@ -139,11 +144,11 @@ func (r *Recorder) Record(c *Call) {
 			r.m.events.WithLabelValues("outboxed").Add(float64(len(entries)))
 			r.shipper.Notify()
 			return
-		case errors.Is(err, ErrOutboxFull):
+		case errors.Is(err, outbox.ErrFull):
 			r.dropFull(len(entries))
 			return
 		}
-		r.m.outboxErrors.WithLabelValues("append").Inc()
+		r.m.ship.OutboxErrors.WithLabelValues("append").Inc()
 		if !r.degraded.Swap(true) {
 			r.log.Error("record: outbox append failed; holding events in memory until it recovers", "err", err)
 		}
@@ -151,13 +156,13 @@ func (r *Recorder) Record(c *Call) {
 	r.enqueue(entries)
 }
 
-func (r *Recorder) append(entries []Entry) error {
+func (r *Recorder) append(entries []event.Entry) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.AppendTimeout)
 	defer cancel()
 	return r.outbox.Append(ctx, entries)
 }
 
-func (r *Recorder) enqueue(entries []Entry) {
+func (r *Recorder) enqueue(entries []event.Entry) {
 	r.queueMu.RLock()
 	defer r.queueMu.RUnlock()
 	if r.closed {
@@ -179,12 +184,12 @@ func (r *Recorder) enqueue(entries []Entry) {
 }
 
 func (r *Recorder) dropFull(n int) {
-	r.drop("dropped_outbox_full", n, ErrOutboxFull)
+	r.drop("dropped_outbox_full", n, outbox.ErrFull)
 }
 
 func (r *Recorder) drop(outcome string, n int, err error) {
 	r.m.events.WithLabelValues(outcome).Add(float64(n))
-	if r.dropLog.allow(10 * time.Second) {
+	if r.dropLog.Allow(10 * time.Second) {
 		r.log.Error("record: dropping events: the outbox cannot take them", "outcome", outcome, "events", n, "err", err)
 	}
 }
@@ -206,7 +211,7 @@ func (r *Recorder) drain(ctx context.Context) {
 }
 
 // requeue puts back a call whose append was interrupted by shutdown.
-func (r *Recorder) requeue(entries []Entry) {
+func (r *Recorder) requeue(entries []event.Entry) {
 	select {
 	case r.queue <- entries:
 	default:
@@ -217,7 +222,7 @@ func (r *Recorder) requeue(entries []Entry) {
 
 // drainOne appends one queued call's events, retrying until it works, the outbox is full or
 // ctx is done.
-func (r *Recorder) drainOne(ctx context.Context, entries []Entry) bool {
+func (r *Recorder) drainOne(ctx context.Context, entries []event.Entry) bool {
 	wait := 50 * time.Millisecond
 	for {
 		err := r.append(entries)
@@ -230,11 +235,11 @@ func (r *Recorder) drainOne(ctx context.Context, entries []Entry) bool {
 			}
 			return true
 		}
-		if errors.Is(err, ErrOutboxFull) {
+		if errors.Is(err, outbox.ErrFull) {
 			r.dropFull(len(entries))
 			return true
 		}
-		r.m.outboxErrors.WithLabelValues("append").Inc()
+		r.m.ship.OutboxErrors.WithLabelValues("append").Inc()
 		select {
 		case <-ctx.Done():
 			return false
@@ -263,7 +268,7 @@ func (r *Recorder) sample(ctx context.Context) {
 	st, err := r.outbox.Stats(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			r.m.outboxErrors.WithLabelValues("stats").Inc()
+			r.m.ship.OutboxErrors.WithLabelValues("stats").Inc()
 		}
 		return
 	}
@@ -347,13 +352,4 @@ func (r *Recorder) Close(ctx context.Context) error {
 		}
 	})
 	return err
-}
-
-// rateLog allows one log line per interval.
-type rateLog struct{ last atomic.Int64 }
-
-func (l *rateLog) allow(every time.Duration) bool {
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	return now-last >= int64(every) && l.last.CompareAndSwap(last, now)
 }

@@ -1,7 +1,7 @@
 // Package budget_test holds the cross-package and process-level tests of the spending controls:
 // several budget Managers (pods) on one redis-server, and gateway processes behind one snapshot.
-// (The operator's status reader is checked against the Managers in
-// controllers/internal/budgetstatus: Go's internal rule keeps it from being imported here.)
+// (The operator's status path is checked against the Managers in controllers, where the
+// status computation lives: TestStatusAgreesWithGatewayLedger.)
 package budget_test
 
 import (

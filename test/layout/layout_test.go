@@ -77,13 +77,44 @@ func TestSnapshotImportsOnlyStdlib(t *testing.T) {
 	}
 }
 
-func TestControllersImportOnlySnapshotFromDataplane(t *testing.T) {
+// fromDataplane is what the operator may import from the data plane: the snapshot contract,
+// and the budget ledger (the Redis key schema, windows, counters reader and phase of team
+// budgets) so that TeamBudget.status reads exactly what the gateway pods write. Nothing else:
+// add a package here only deliberately, with the same argument.
+var fromDataplane = map[string]bool{
+	module + "/dataplane/snapshot":      true,
+	module + "/dataplane/budget/ledger": true,
+}
+
+func TestControllersImportOnlySnapshotAndLedgerFromDataplane(t *testing.T) {
 	pkgs := list(t, "./controllers/...", "./api/...")
 	for _, p := range pkgs {
 		for _, d := range p.Deps {
 			if strings.HasPrefix(d, module+"/dataplane/") {
-				require.Equal(t, module+"/dataplane/snapshot", d,
-					"%s imports %s: controllers may use the data plane's snapshot contract only", p.ImportPath, d)
+				require.True(t, fromDataplane[d],
+					"%s imports %s: controllers may use only the data plane's snapshot contract and budget ledger", p.ImportPath, d)
+			}
+		}
+	}
+}
+
+// TestLedgerImportsOnlySnapshotAndRedis keeps the ledger light enough for the operator: from the
+// module only the snapshot contract, from outside only go-redis (for its reader) and what
+// go-redis itself needs.
+func TestLedgerImportsOnlySnapshotAndRedis(t *testing.T) {
+	redisDeps := map[string]bool{}
+	for _, rp := range list(t, "github.com/redis/go-redis/v9") {
+		for _, d := range rp.Deps {
+			redisDeps[d] = true
+		}
+	}
+	for _, p := range list(t, "./dataplane/budget/ledger") {
+		for _, d := range p.Deps {
+			switch {
+			case isStd(t, d), d == module+"/dataplane/snapshot", d == "github.com/redis/go-redis/v9", redisDeps[d]:
+			default:
+				require.Fail(t, "ledger import", "%s imports %s: the budget ledger may import only the standard library, "+
+					"dataplane/snapshot and go-redis", p.ImportPath, d)
 			}
 		}
 	}

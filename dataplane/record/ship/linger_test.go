@@ -1,4 +1,4 @@
-package record
+package ship
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/posthog/llm-gateway/dataplane/record/event"
+	"github.com/posthog/llm-gateway/dataplane/record/outbox"
 )
 
 // batchLog is a Transport that accepts everything and remembers the size of each batch.
@@ -16,7 +19,7 @@ type batchLog struct {
 	sizes []int
 }
 
-func (b *batchLog) Send(_ context.Context, _ Destination, events [][]byte) error {
+func (b *batchLog) Send(_ context.Context, _ event.Destination, events [][]byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sizes = append(b.sizes, len(events))
@@ -31,11 +34,11 @@ func (b *batchLog) batches() []int {
 
 // readSignal is an Outbox that says when each Read has returned.
 type readSignal struct {
-	Outbox
+	outbox.Outbox
 	reads chan int
 }
 
-func (r *readSignal) Read(ctx context.Context, max int) ([]Entry, error) {
+func (r *readSignal) Read(ctx context.Context, max int) ([]event.Entry, error) {
 	e, err := r.Outbox.Read(ctx, max)
 	select {
 	case r.reads <- len(e):
@@ -60,7 +63,7 @@ func TestShipperLingerBatchesATrickle(t *testing.T) {
 			ob := &readSignal{Outbox: openFileOutbox(t, t.TempDir()), reads: make(chan int, 100)}
 			defer ob.Close()
 			log := &batchLog{}
-			s := newShipper(ob, nil, log, ShipperOptions{Linger: tc.linger, PollInterval: time.Hour, TouchInterval: time.Hour}, newMetrics(nil))
+			s := New(ob, nil, log, Options{Linger: tc.linger, PollInterval: time.Hour, TouchInterval: time.Hour}, NewMetrics())
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { s.Run(ctx); close(done) }()
@@ -68,8 +71,8 @@ func TestShipperLingerBatchesATrickle(t *testing.T) {
 			require.Zero(t, <-ob.reads, "the first read finds nothing; the shipper now waits for a signal")
 
 			for i := range 5 {
-				e := Entry{UUID: fmt.Sprintf("u-%d", i), Dest: Destination{}, Event: []byte(`{"event":"x"}`)}
-				require.NoError(t, ob.Append(ctx, []Entry{e}))
+				e := event.Entry{UUID: fmt.Sprintf("u-%d", i), Dest: event.Destination{}, Event: []byte(`{"event":"x"}`)}
+				require.NoError(t, ob.Append(ctx, []event.Entry{e}))
 				s.Notify()
 				if tc.linger < 0 {
 					require.Eventually(t, func() bool { return len(log.batches()) == i+1 }, 10*time.Second, time.Millisecond)

@@ -1,4 +1,9 @@
-package record
+// Package ship delivers the recorder's outbox: the Shipper reads entries, groups them by
+// destination into batches, sends them through a Transport (PostHog capture's /batch/ over
+// HTTP, or the local events file) and acks each entry in the outbox only after its
+// destination accepted it. Retryable failures are retried with backoff for as long as the
+// shipper runs; a batch capture rejects is bisected to dead-letter the bad event alone.
+package ship
 
 import (
 	"context"
@@ -8,10 +13,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/posthog/llm-gateway/dataplane/record/event"
+	"github.com/posthog/llm-gateway/dataplane/record/internal/ratelog"
+	"github.com/posthog/llm-gateway/dataplane/record/outbox"
 )
 
-// ShipperOptions configure the shipper.
-type ShipperOptions struct {
+// Options configure the shipper.
+type Options struct {
 	// BatchSize is the most events per batch (default 100); MaxBatchBytes the most bytes of
 	// events per batch (default 1 MB; a single larger event still goes alone).
 	BatchSize     int
@@ -38,10 +47,13 @@ type ShipperOptions struct {
 	// TouchInterval is how often in-flight entries are touched (default 15s; keep it well
 	// below the Redis outbox's ClaimIdle).
 	TouchInterval time.Duration
-	Logger        *slog.Logger
+	// StopGrace is how long a send already on the wire may outlive the shipper's stop
+	// (default 2s), so that capture's answer is known and an accepted batch is acked.
+	StopGrace time.Duration
+	Logger    *slog.Logger
 }
 
-func (o *ShipperOptions) defaults() {
+func (o *Options) defaults() {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
 	}
@@ -72,6 +84,9 @@ func (o *ShipperOptions) defaults() {
 	if o.TouchInterval <= 0 {
 		o.TouchInterval = 15 * time.Second
 	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = 2 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -83,23 +98,23 @@ func (o *ShipperOptions) defaults() {
 // capture rejects as a whole is split in halves until the bad event is alone, which is then
 // dead-lettered (logged, counted, acked) so it cannot block the rest.
 type Shipper struct {
-	outbox Outbox
+	outbox outbox.Outbox
 	remote Transport
 	local  Transport
-	opts   ShipperOptions
+	opts   Options
 	log    *slog.Logger
-	m      *metrics
+	m      *Metrics
 
 	wake chan struct{}
-	work chan []Entry
+	work chan []event.Entry
 
 	mu       sync.Mutex
 	inflight map[string]struct{}
 	reading  bool
 
-	readLog rateLog
+	readLog ratelog.Limiter
 	// flushing shortens backoffs (a shutdown flush must not sit out a 30s backoff); kick
-	// wakes retries sleeping in a backoff.
+	// wakes retries sleeping in a backoff (see sleep for the order that loses no wake-up).
 	flushing atomic.Bool
 	kickMu   sync.Mutex
 	kick     chan struct{}
@@ -120,12 +135,15 @@ func (s *Shipper) wakeRetries() {
 	s.kickMu.Unlock()
 }
 
-func newShipper(ob Outbox, remote, local Transport, opts ShipperOptions, m *metrics) *Shipper {
+// New returns a shipper of ob: remote delivers to capture hosts, local to the events file
+// (destinations without a host, or every destination when remote is nil). m receives its
+// metrics (NewMetrics). Run starts it.
+func New(ob outbox.Outbox, remote, local Transport, opts Options, m *Metrics) *Shipper {
 	opts.defaults()
 	return &Shipper{
 		outbox: ob, remote: remote, local: local, opts: opts, log: opts.Logger, m: m,
 		wake:     make(chan struct{}, 1),
-		work:     make(chan []Entry, opts.MaxInFlight),
+		work:     make(chan []event.Entry, opts.MaxInFlight),
 		inflight: map[string]struct{}{},
 		kick:     make(chan struct{}),
 	}
@@ -180,7 +198,7 @@ func (s *Shipper) Run(ctx context.Context) {
 	}
 }
 
-// linger waits up to Linger for more entries (see ShipperOptions.Linger); a Flush ends it.
+// linger waits up to Linger for more entries (see Options.Linger); a Flush ends it.
 func (s *Shipper) linger(ctx context.Context) {
 	kick := s.kicked() // before the flushing check: a Flush after it closes this channel
 	if s.opts.Linger <= 0 || s.flushing.Load() {
@@ -211,8 +229,8 @@ func (s *Shipper) fill(ctx context.Context) (backlog bool) {
 
 		entries, err := s.outbox.Read(ctx, min(room, s.opts.BatchSize*s.opts.Workers*2))
 		if err != nil && ctx.Err() == nil {
-			s.m.outboxErrors.WithLabelValues("read").Inc()
-			if s.readLog.allow(10 * time.Second) {
+			s.m.OutboxErrors.WithLabelValues("read").Inc()
+			if s.readLog.Allow(10 * time.Second) {
 				s.log.Error("record: read outbox", "err", err)
 			}
 		}
@@ -225,7 +243,7 @@ func (s *Shipper) fill(ctx context.Context) (backlog bool) {
 			}
 		}
 		s.reading = false
-		s.m.inflight.Set(float64(len(s.inflight)))
+		s.m.Inflight.Set(float64(len(s.inflight)))
 		s.mu.Unlock()
 		for _, b := range s.batches(fresh) {
 			s.work <- b
@@ -239,10 +257,10 @@ func (s *Shipper) fill(ctx context.Context) (backlog bool) {
 }
 
 // batches groups entries by destination, bounded by count and bytes.
-func (s *Shipper) batches(entries []Entry) [][]Entry {
-	var out [][]Entry
-	open := map[Destination]int{} // destination -> index of its open batch in out
-	size := map[Destination]int{}
+func (s *Shipper) batches(entries []event.Entry) [][]event.Entry {
+	var out [][]event.Entry
+	open := map[event.Destination]int{} // destination -> index of its open batch in out
+	size := map[event.Destination]int{}
 	for _, e := range entries {
 		i, ok := open[e.Dest]
 		if ok && (len(out[i]) >= s.opts.BatchSize || size[e.Dest]+len(e.Event) > s.opts.MaxBatchBytes) {
@@ -259,12 +277,12 @@ func (s *Shipper) batches(entries []Entry) [][]Entry {
 	return out
 }
 
-func (s *Shipper) done(b []Entry) {
+func (s *Shipper) done(b []event.Entry) {
 	s.mu.Lock()
 	for _, e := range b {
 		delete(s.inflight, e.ID)
 	}
-	s.m.inflight.Set(float64(len(s.inflight)))
+	s.m.Inflight.Set(float64(len(s.inflight)))
 	s.mu.Unlock()
 }
 
@@ -276,14 +294,14 @@ func (s *Shipper) touch(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	if err := s.outbox.Touch(ctx, ids); err != nil && ctx.Err() == nil {
-		s.m.outboxErrors.WithLabelValues("touch").Inc()
+		s.m.OutboxErrors.WithLabelValues("touch").Inc()
 		s.log.Warn("record: touch in-flight outbox entries", "err", err)
 	}
 }
 
 // ship delivers one batch (all entries share a destination) and acks it; it returns without
 // acking only when ctx is done.
-func (s *Shipper) ship(ctx context.Context, b []Entry) {
+func (s *Shipper) ship(ctx context.Context, b []event.Entry) {
 	dest := b[0].Dest
 	t, sink := s.remote, "capture"
 	if dest.Local() || t == nil {
@@ -294,11 +312,11 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 		events[i] = b[i].Event
 	}
 	for attempt := 0; ; attempt++ {
-		sctx, done := sendContext(ctx)
+		sctx, done := sendContext(ctx, s.opts.StopGrace)
 		err := t.Send(sctx, dest, events)
 		if err == nil {
-			s.m.batches.WithLabelValues("ok").Inc()
-			s.m.shipped.WithLabelValues(sink).Add(float64(len(b)))
+			s.m.Batches.WithLabelValues("ok").Inc()
+			s.m.Shipped.WithLabelValues(sink).Add(float64(len(b)))
 			s.ack(sctx, b)
 			done()
 			return
@@ -312,7 +330,7 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 			se = &SendError{Retryable: true, Err: err}
 		}
 		if !se.Retryable {
-			s.m.batches.WithLabelValues("rejected").Inc()
+			s.m.Batches.WithLabelValues("rejected").Inc()
 			if len(b) > 1 {
 				s.log.Warn("record: capture rejected a batch; splitting it to isolate the bad event",
 					"status", se.Status, "events", len(b), "host", dest.Host)
@@ -320,37 +338,51 @@ func (s *Shipper) ship(ctx context.Context, b []Entry) {
 				s.ship(ctx, b[len(b)/2:])
 				return
 			}
-			s.m.deadLetter.Inc()
+			s.m.DeadLetter.Inc()
 			s.log.Error("record: capture rejected an event; dropping it (dead letter)",
 				"uuid", b[0].UUID, "status", se.Status, "response", se.Body, "host", dest.Host)
 			s.ack(ctx, b)
 			return
 		}
-		s.m.batches.WithLabelValues("retry").Inc()
+		s.m.Batches.WithLabelValues("retry").Inc()
+		kick := s.kicked() // before backoff reads flushing: see sleep
 		wait := s.backoff(attempt, se.RetryAfter)
 		if attempt%10 == 0 {
 			s.log.Warn("record: sending events failed; retrying", "err", err, "events", len(b),
 				"host", dest.Host, "attempt", attempt+1, "retry_in", wait)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, kick, wait) {
 			return
-		case <-s.kicked():
-		case <-time.After(wait):
 		}
 	}
 }
 
-// stopGrace is how long a send already under way may outlive the shipper's stop.
-const stopGrace = 2 * time.Second
+// sleep waits out a retry's backoff: d, or until kick is closed (a Flush), or ctx is done
+// (false). The caller takes kick (s.kicked()) before it computes d with backoff, which
+// reads flushing. Flush sets flushing and then closes the current kick channel, so either
+// the backoff already saw flushing (and is at most flushBackoff), or kick is the channel
+// Flush closes. Taking kick after the backoff would lose the wake-up of a Flush that falls
+// between the two: the retry would sit out its whole backoff (with MaxBackoff of an hour,
+// the shutdown flush would time out).
+func sleep(ctx context.Context, kick <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-kick:
+	case <-t.C:
+	}
+	return true
+}
 
 // sendContext is the context of one send and its ack. When the shipper stops mid-send, the
-// send gets stopGrace to finish, so capture's answer is known and an accepted batch is acked:
-// abandoning it would let capture accept a batch the outbox still holds, shipped again (a
-// duplicate) at the next start.
-func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// send gets grace (Options.StopGrace) to finish, so capture's answer is known and an
+// accepted batch is acked: abandoning it would let capture accept a batch the outbox still
+// holds, shipped again (a duplicate) at the next start.
+func sendContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancel) })
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
 	return sctx, func() {
 		stop()
 		cancel()
@@ -378,7 +410,7 @@ func (s *Shipper) backoff(attempt int, retryAfter time.Duration) time.Duration {
 
 // ack removes shipped entries from the outbox, retrying while the outbox is unavailable.
 // An entry whose ack never lands is shipped again later: a duplicate with the same uuid.
-func (s *Shipper) ack(ctx context.Context, b []Entry) {
+func (s *Shipper) ack(ctx context.Context, b []event.Entry) {
 	ids := make([]string, len(b))
 	for i := range b {
 		ids[i] = b[i].ID
@@ -388,15 +420,14 @@ func (s *Shipper) ack(ctx context.Context, b []Entry) {
 		if err == nil {
 			return
 		}
-		s.m.outboxErrors.WithLabelValues("ack").Inc()
+		s.m.OutboxErrors.WithLabelValues("ack").Inc()
 		s.log.Error("record: ack shipped events in the outbox", "err", err, "events", len(ids))
 		if ctx.Err() != nil || attempt >= 20 {
 			return
 		}
-		select {
-		case <-ctx.Done():
+		kick := s.kicked()
+		if !sleep(ctx, kick, s.backoff(attempt, 0)) {
 			return
-		case <-time.After(s.backoff(attempt, 0)):
 		}
 	}
 }

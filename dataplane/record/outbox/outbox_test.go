@@ -1,4 +1,4 @@
-package record
+package outbox
 
 import (
 	"context"
@@ -11,14 +11,15 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/posthog/llm-gateway/dataplane/record/event"
 	"github.com/posthog/llm-gateway/test/redistest"
 )
 
-func testEntry(i int) Entry {
+func testEntry(i int) event.Entry {
 	id := fmt.Sprintf("uuid-%04d", i)
-	return Entry{
+	return event.Entry{
 		UUID:  id,
-		Dest:  Destination{Host: "http://capture", APIKey: "phc_test"},
+		Dest:  event.Destination{Host: "http://capture", APIKey: "phc_test"},
 		Event: []byte(fmt.Sprintf(`{"uuid":%q,"event":"$ai_generation","properties":{"i":%d,"pad":"%0200d"}}`, id, i, i)),
 	}
 }
@@ -26,13 +27,13 @@ func testEntry(i int) Entry {
 func appendN(t *testing.T, ob Outbox, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		require.NoError(t, ob.Append(context.Background(), []Entry{testEntry(i)}))
+		require.NoError(t, ob.Append(context.Background(), []event.Entry{testEntry(i)}))
 	}
 }
 
-func readAll(t *testing.T, ob Outbox) []Entry {
+func readAll(t *testing.T, ob Outbox) []event.Entry {
 	t.Helper()
-	var out []Entry
+	var out []event.Entry
 	for {
 		es, err := ob.Read(context.Background(), 7)
 		require.NoError(t, err)
@@ -43,7 +44,7 @@ func readAll(t *testing.T, ob Outbox) []Entry {
 	}
 }
 
-func uuids(es []Entry) []string {
+func uuids(es []event.Entry) []string {
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.UUID
@@ -51,7 +52,7 @@ func uuids(es []Entry) []string {
 	return out
 }
 
-func ids(es []Entry) []string {
+func ids(es []event.Entry) []string {
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.ID
@@ -69,7 +70,7 @@ func segFiles(t *testing.T, dir string) []string {
 func TestFileOutboxRestartRedeliversUnacked(t *testing.T) {
 	dir := t.TempDir()
 	opts := FileOptions{SegmentBytes: 1000} // a few records per segment
-	ob, err := NewFileOutbox(dir, opts)
+	ob, err := NewFile(dir, opts)
 	require.NoError(t, err)
 	appendN(t, ob, 0, 20)
 	got := readAll(t, ob)
@@ -91,7 +92,7 @@ func TestFileOutboxRestartRedeliversUnacked(t *testing.T) {
 	require.EqualValues(t, 20-len(acked), st.Entries)
 	require.NoError(t, ob.Close())
 
-	ob, err = NewFileOutbox(dir, opts)
+	ob, err = NewFile(dir, opts)
 	require.NoError(t, err)
 	defer ob.Close()
 	again := readAll(t, ob)
@@ -120,7 +121,7 @@ func TestFileOutboxRestartRedeliversUnacked(t *testing.T) {
 
 func TestFileOutboxCutsTornRecord(t *testing.T) {
 	dir := t.TempDir()
-	ob, err := NewFileOutbox(dir, FileOptions{})
+	ob, err := NewFile(dir, FileOptions{})
 	require.NoError(t, err)
 	appendN(t, ob, 0, 3)
 	require.NoError(t, ob.Close())
@@ -132,7 +133,7 @@ func TestFileOutboxCutsTornRecord(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	ob, err = NewFileOutbox(dir, FileOptions{})
+	ob, err = NewFile(dir, FileOptions{})
 	require.NoError(t, err)
 	defer ob.Close()
 	require.Equal(t, []string{"uuid-0000", "uuid-0001", "uuid-0002"}, uuids(readAll(t, ob)))
@@ -142,7 +143,7 @@ func TestFileOutboxCutsTornRecord(t *testing.T) {
 
 func TestFileOutboxSkipsCorruptRecord(t *testing.T) {
 	dir := t.TempDir()
-	ob, err := NewFileOutbox(dir, FileOptions{})
+	ob, err := NewFile(dir, FileOptions{})
 	require.NoError(t, err)
 	appendN(t, ob, 0, 1)
 	require.NoError(t, ob.Close())
@@ -151,67 +152,67 @@ func TestFileOutboxSkipsCorruptRecord(t *testing.T) {
 	_, err = f.WriteString("not json\n")
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	ob, err = NewFileOutbox(dir, FileOptions{})
+	ob, err = NewFile(dir, FileOptions{})
 	require.NoError(t, err)
 	appendN(t, ob, 1, 1)
 	got := readAll(t, ob)
 	require.Equal(t, []string{"uuid-0000", "uuid-0001"}, uuids(got))
 	require.NoError(t, ob.Ack(context.Background(), ids(got)))
 	require.NoError(t, ob.Close())
-	ob, err = NewFileOutbox(dir, FileOptions{})
+	ob, err = NewFile(dir, FileOptions{})
 	require.NoError(t, err)
 	defer ob.Close()
 	require.Empty(t, readAll(t, ob))
 }
 
 func TestFileOutboxSizeLimit(t *testing.T) {
-	rec := len(encodeRecord(nil, &[]Entry{testEntry(0)}[0])) + 1
-	ob, err := NewFileOutbox(t.TempDir(), FileOptions{MaxBytes: int64(3 * rec), SegmentBytes: int64(rec)})
+	rec := len(encodeRecord(nil, &[]event.Entry{testEntry(0)}[0])) + 1
+	ob, err := NewFile(t.TempDir(), FileOptions{MaxBytes: int64(3 * rec), SegmentBytes: int64(rec)})
 	require.NoError(t, err)
 	defer ob.Close()
 	appendN(t, ob, 0, 3)
-	require.ErrorIs(t, ob.Append(context.Background(), []Entry{testEntry(3)}), ErrOutboxFull)
+	require.ErrorIs(t, ob.Append(context.Background(), []event.Entry{testEntry(3)}), ErrFull)
 	st, err := ob.Stats(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1.0, st.Fill())
 	got := readAll(t, ob)
 	require.NoError(t, ob.Ack(context.Background(), ids(got[:1])))
-	require.NoError(t, ob.Append(context.Background(), []Entry{testEntry(4)}), "space freed by acks is reused")
+	require.NoError(t, ob.Append(context.Background(), []event.Entry{testEntry(4)}), "space freed by acks is reused")
 }
 
 func TestFileOutboxRefusesAfterClose(t *testing.T) {
 	dir := t.TempDir()
-	ob, err := NewFileOutbox(dir, FileOptions{})
+	ob, err := NewFile(dir, FileOptions{})
 	require.NoError(t, err)
 	require.NoError(t, ob.Close())
-	require.Error(t, ob.Append(context.Background(), []Entry{testEntry(0)}))
+	require.Error(t, ob.Append(context.Background(), []event.Entry{testEntry(0)}))
 	require.Empty(t, segFiles(t, dir), "nothing is written after Close")
 }
 
 func TestFileOutboxIsExclusive(t *testing.T) {
 	dir := t.TempDir()
-	ob, err := NewFileOutbox(dir, FileOptions{})
+	ob, err := NewFile(dir, FileOptions{})
 	require.NoError(t, err)
-	_, err = NewFileOutbox(dir, FileOptions{})
+	_, err = NewFile(dir, FileOptions{})
 	require.ErrorContains(t, err, "used by another process")
 	require.NoError(t, ob.Close())
-	ob, err = NewFileOutbox(dir, FileOptions{})
+	ob, err = NewFile(dir, FileOptions{})
 	require.NoError(t, err)
 	require.NoError(t, ob.Close())
 }
 
 func TestFileOutboxRejectsMultilineEvents(t *testing.T) {
-	ob, err := NewFileOutbox(t.TempDir(), FileOptions{})
+	ob, err := NewFile(t.TempDir(), FileOptions{})
 	require.NoError(t, err)
 	defer ob.Close()
 	e := testEntry(0)
 	e.Event = []byte("{\"a\":\n1}")
-	require.ErrorContains(t, ob.Append(context.Background(), []Entry{e}), "single-line")
+	require.ErrorContains(t, ob.Append(context.Background(), []event.Entry{e}), "single-line")
 }
 
 func newRedisOutbox(t *testing.T, rdb *redis.Client, consumer string, opts RedisOptions) Outbox {
 	t.Helper()
-	ob, err := NewRedisOutbox(context.Background(), rdb, "test:events", "shipper", consumer, opts)
+	ob, err := NewRedis(context.Background(), rdb, "test:events", "shipper", consumer, opts)
 	require.NoError(t, err)
 	return ob
 }
@@ -249,7 +250,7 @@ func TestRedisOutbox(t *testing.T) {
 		require.Empty(t, readAll(t, fresh), "entries of a live consumer are not claimed")
 
 		live := newRedisOutbox(t, rdb, "pod-live2", RedisOptions{ClaimIdle: 50 * time.Millisecond})
-		var claimed []Entry
+		var claimed []event.Entry
 		require.Eventually(t, func() bool {
 			es, err := live.Read(ctx, 100)
 			require.NoError(t, err)
@@ -291,7 +292,7 @@ func TestRedisOutbox(t *testing.T) {
 		require.NoError(t, rdb.FlushAll(ctx).Err())
 		a := newRedisOutbox(t, rdb, "pod-a", RedisOptions{MaxEntries: 3})
 		appendN(t, a, 0, 3)
-		require.ErrorIs(t, a.Append(ctx, []Entry{testEntry(3)}), ErrOutboxFull)
+		require.ErrorIs(t, a.Append(ctx, []event.Entry{testEntry(3)}), ErrFull)
 		got := readAll(t, a)
 		require.NoError(t, a.Ack(ctx, ids(got[:2])))
 		appendN(t, a, 4, 2)
@@ -303,9 +304,9 @@ func TestRedisOutbox(t *testing.T) {
 		appendN(t, a, 0, 1)
 		require.Len(t, readAll(t, a), 1)
 		srv.Stop()
-		require.Error(t, a.Append(ctx, []Entry{testEntry(1)}))
+		require.Error(t, a.Append(ctx, []event.Entry{testEntry(1)}))
 		srv.Restart()
-		require.Eventually(t, func() bool { return a.Append(ctx, []Entry{testEntry(2)}) == nil }, 10*time.Second, 50*time.Millisecond)
+		require.Eventually(t, func() bool { return a.Append(ctx, []event.Entry{testEntry(2)}) == nil }, 10*time.Second, 50*time.Millisecond)
 		_, err := a.Read(ctx, 10) // NOGROUP: recreates the group
 		require.Error(t, err)
 		require.Equal(t, []string{"uuid-0002"}, uuids(readAll(t, a)))

@@ -1,4 +1,4 @@
-package record
+package ship
 
 import (
 	"bytes"
@@ -14,14 +14,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posthog/llm-gateway/dataplane/record/event"
 	"github.com/posthog/llm-gateway/internal/clock"
+	"github.com/posthog/llm-gateway/internal/jsonx"
 )
 
 // Transport delivers one batch of events to one destination.
 type Transport interface {
 	// Send returns nil only when the destination accepted every event of the batch.
 	// Failures are *SendError.
-	Send(ctx context.Context, dest Destination, events [][]byte) error
+	Send(ctx context.Context, dest event.Destination, events [][]byte) error
 }
 
 // SendError is a failed delivery.
@@ -71,33 +73,28 @@ func NewHTTPTransport(timeout time.Duration) *HTTPTransport {
 	return &HTTPTransport{Client: &http.Client{Timeout: timeout}}
 }
 
-// BatchBody renders the /batch/ request body.
+// BatchBody renders the /batch/ request body: {"api_key":...,"batch":[events...],"sent_at":...}.
 func BatchBody(apiKey string, events [][]byte, sentAt time.Time) []byte {
 	n := 64 + len(apiKey)
 	for _, e := range events {
 		n += len(e) + 1
 	}
-	o := obj{b: make([]byte, 0, n)}
-	o.open()
-	o.str("api_key", apiKey)
-	o.key("batch")
-	o.b = append(o.b, '[')
+	b := make([]byte, 0, n)
+	b = append(b, `{"api_key":`...)
+	b = jsonx.AppendString(b, apiKey)
+	b = append(b, `,"batch":[`...)
 	for i, e := range events {
 		if i > 0 {
-			o.b = append(o.b, ',')
+			b = append(b, ',')
 		}
-		o.b = append(o.b, e...)
+		b = append(b, e...)
 	}
-	o.b = append(o.b, ']')
-	o.key("sent_at")
-	o.b = append(o.b, '"')
-	o.b = sentAt.UTC().AppendFormat(o.b, "2006-01-02T15:04:05.000Z07:00")
-	o.b = append(o.b, '"')
-	o.close()
-	return o.b
+	b = append(b, `],"sent_at":"`...)
+	b = sentAt.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	return append(b, '"', '}')
 }
 
-func (t *HTTPTransport) Send(ctx context.Context, dest Destination, events [][]byte) error {
+func (t *HTTPTransport) Send(ctx context.Context, dest event.Destination, events [][]byte) error {
 	clk := clock.Or(t.Clock)
 	body := BatchBody(dest.APIKey, events, clk.Now())
 	url := dest.Host + "/batch/"
@@ -116,7 +113,7 @@ func (t *HTTPTransport) Send(ctx context.Context, dest Destination, events [][]b
 	req.Header.Set("Content-Type", "application/json")
 	ua := t.UserAgent
 	if ua == "" {
-		ua = Library
+		ua = event.Library
 	}
 	req.Header.Set("User-Agent", ua)
 	if t.Gzip {
@@ -183,7 +180,7 @@ func NewFileTransport(path string) (*FileTransport, error) {
 // Path is the events file.
 func (t *FileTransport) Path() string { return t.path }
 
-func (t *FileTransport) Send(_ context.Context, _ Destination, events [][]byte) error {
+func (t *FileTransport) Send(_ context.Context, _ event.Destination, events [][]byte) error {
 	n := 0
 	for _, e := range events {
 		n += len(e) + 1

@@ -1,4 +1,4 @@
-package record
+package outbox
 
 import (
 	"bytes"
@@ -15,11 +15,13 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/posthog/llm-gateway/dataplane/record/event"
 )
 
 // FileOptions configure a file outbox.
 type FileOptions struct {
-	// MaxBytes bounds the bytes of all segment files; Append returns ErrOutboxFull beyond it.
+	// MaxBytes bounds the bytes of all segment files; Append returns ErrFull beyond it.
 	// Default 1 GiB.
 	MaxBytes int64
 	// SegmentBytes is the size at which a new segment file is started. Default 8 MiB.
@@ -70,9 +72,9 @@ type segment struct {
 	sealed bool
 }
 
-// NewFileOutbox opens (or creates) a file outbox in dir. Unacked entries of a previous run
+// NewFile opens (or creates) a file outbox in dir. Unacked entries of a previous run
 // are handed out again by Read.
-func NewFileOutbox(dir string, opts FileOptions) (Outbox, error) {
+func NewFile(dir string, opts FileOptions) (Outbox, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 1 << 30
 	}
@@ -198,7 +200,7 @@ func (o *fileOutbox) remove(s *segment) {
 
 var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-func (o *fileOutbox) Append(_ context.Context, entries []Entry) error {
+func (o *fileOutbox) Append(_ context.Context, entries []event.Entry) error {
 	bp := recordBufs.Get().(*[]byte)
 	defer recordBufs.Put(bp)
 	buf := (*bp)[:0]
@@ -222,7 +224,7 @@ func (o *fileOutbox) appendRecords(recs []byte, count int) error {
 		return errClosed
 	}
 	if o.total+int64(len(recs)) > o.opts.MaxBytes {
-		return ErrOutboxFull
+		return ErrFull
 	}
 	if o.cur != nil && o.cur.size > 0 && o.cur.size+int64(len(recs)) > o.opts.SegmentBytes {
 		o.seal()
@@ -300,13 +302,13 @@ func (o *fileOutbox) segment(num uint64) *segment {
 	return nil
 }
 
-func (o *fileOutbox) Read(_ context.Context, max int) ([]Entry, error) {
+func (o *fileOutbox) Read(_ context.Context, max int) ([]event.Entry, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
 		return nil, errClosed
 	}
-	var out []Entry
+	var out []event.Entry
 	for len(out) < max {
 		s := o.segment(o.readNum)
 		if s == nil {

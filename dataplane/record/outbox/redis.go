@@ -1,4 +1,4 @@
-package record
+package outbox
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/posthog/llm-gateway/dataplane/record/event"
 )
 
 // RedisOptions configure a Redis stream outbox.
 type RedisOptions struct {
 	// MaxEntries bounds the stream length (XLEN, unacked entries: acked ones are deleted);
-	// Append returns ErrOutboxFull beyond it. Default 1,000,000.
+	// Append returns ErrFull beyond it. Default 1,000,000.
 	MaxEntries int64
 	// ClaimIdle is how long an entry may sit unacked with another consumer before this one
 	// claims it (XAUTOCLAIM): that consumer is presumed dead. Live consumers Touch their
@@ -58,10 +60,10 @@ end
 return id
 `)
 
-// NewRedisOutbox uses stream with consumer group group (created if missing) as consumer.
+// NewRedis uses stream with consumer group group (created if missing) as consumer.
 // consumer must be unique per process and stable across restarts when possible (the pod
 // name): a restarted process first re-reads its own pending entries.
-func NewRedisOutbox(ctx context.Context, rdb redis.UniversalClient, stream, group, consumer string, opts RedisOptions) (Outbox, error) {
+func NewRedis(ctx context.Context, rdb redis.UniversalClient, stream, group, consumer string, opts RedisOptions) (Outbox, error) {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = 1_000_000
 	}
@@ -92,7 +94,7 @@ func (o *redisOutbox) ensureGroup(ctx context.Context) error {
 	return nil
 }
 
-func (o *redisOutbox) Append(ctx context.Context, entries []Entry) error {
+func (o *redisOutbox) Append(ctx context.Context, entries []event.Entry) error {
 	args := make([]any, 0, 1+4*len(entries))
 	args = append(args, o.opts.MaxEntries)
 	for i := range entries {
@@ -104,7 +106,7 @@ func (o *redisOutbox) Append(ctx context.Context, entries []Entry) error {
 		return fmt.Errorf("append %d events to stream %s: %w", len(entries), o.stream, err)
 	}
 	if id == "" {
-		return ErrOutboxFull
+		return ErrFull
 	}
 	o.mu.Lock()
 	if streamIDLess(o.lastAdded, id) {
@@ -114,10 +116,10 @@ func (o *redisOutbox) Append(ctx context.Context, entries []Entry) error {
 	return nil
 }
 
-func (o *redisOutbox) Read(ctx context.Context, max int) ([]Entry, error) {
+func (o *redisOutbox) Read(ctx context.Context, max int) ([]event.Entry, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var out []Entry
+	var out []event.Entry
 	// 1. Our own pending entries from a previous run under the same consumer name.
 	for !o.pelDone && len(out) < max {
 		msgs, err := o.readGroup(ctx, o.pelCursor, max-len(out))
@@ -188,7 +190,7 @@ func (o *redisOutbox) groupErr(ctx context.Context, err error) error {
 }
 
 // appendMessages converts stream messages; entries deleted meanwhile (nil fields) are acked.
-func (o *redisOutbox) appendMessages(ctx context.Context, out []Entry, msgs []redis.XMessage) []Entry {
+func (o *redisOutbox) appendMessages(ctx context.Context, out []event.Entry, msgs []redis.XMessage) []event.Entry {
 	var gone []string
 	for _, m := range msgs {
 		ev, _ := m.Values["e"].(string)
@@ -199,7 +201,7 @@ func (o *redisOutbox) appendMessages(ctx context.Context, out []Entry, msgs []re
 		u, _ := m.Values["u"].(string)
 		h, _ := m.Values["h"].(string)
 		k, _ := m.Values["k"].(string)
-		out = append(out, Entry{ID: m.ID, UUID: u, Dest: Destination{Host: h, APIKey: k}, Event: []byte(ev)})
+		out = append(out, event.Entry{ID: m.ID, UUID: u, Dest: event.Destination{Host: h, APIKey: k}, Event: []byte(ev)})
 	}
 	if len(gone) > 0 {
 		o.rdb.XAck(ctx, o.stream, o.group, gone...)
