@@ -10,10 +10,18 @@
 // 200: a new snapshot (JSON, header X-Snapshot-Version); 304: no change within wait; 401: bad
 // token; 503: the operator has no valid snapshot yet. applied is the version the pod serves
 // (its ack), rejected one it failed to validate or apply, which the operator does not re-send.
+//
+// The operator serves it over TLS with its own CA: with CAFile set, the pod trusts only the
+// CAs in that file (the operator's CA bundle, mounted from its ConfigMap) and verifies the
+// name snapshot.TLSServerName. Both the CA file and the token file are re-read before every
+// request, so a rotated CA or token is picked up without a restart.
 package configsync
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +63,9 @@ type Config struct {
 	// TokenFile holds the bearer token (--config-token-file); re-read on every request so a
 	// rotated token is picked up.
 	TokenFile string
+	// CAFile holds the PEM CAs that verify the operator (--config-ca-file); re-read on every
+	// request. Empty: Client (default: the system roots).
+	CAFile string
 	// Pod is this pod's name (--pod-name), reported to the operator.
 	Pod string
 	// StateDir keeps the last-known-good snapshot (--state-dir); "" keeps none.
@@ -68,9 +79,10 @@ type Config struct {
 	StartTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the retry delay after errors (defaults 500ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
-	Client                 *http.Client
-	Logger                 *slog.Logger
-	Metrics                *metrics.Metrics
+	// Client makes the requests when CAFile is empty.
+	Client  *http.Client
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 }
 
 // Syncer keeps a Target in sync with the operator.
@@ -80,6 +92,9 @@ type Syncer struct {
 	rejected string
 	// notModified: the last poll ended with 304.
 	notModified bool
+	// With CAFile: the bundle last read and the client that trusts it.
+	caPEM    []byte
+	caClient *http.Client
 }
 
 // New returns a Syncer for cfg.
@@ -222,8 +237,16 @@ func (s *Syncer) poll(ctx context.Context, wait time.Duration) error {
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
-	resp, err := s.cfg.Client.Do(req)
+	client, err := s.client()
 	if err != nil {
+		return s.fail("ca", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			return s.fail("tls", fmt.Errorf("get snapshot from %s: the operator's certificate does not verify against %s: %w", s.cfg.Source, s.cfg.CAFile, err))
+		}
 		return s.fail("unreachable", fmt.Errorf("get snapshot from %s: %w", s.cfg.Source, err))
 	}
 	defer resp.Body.Close()
@@ -298,6 +321,42 @@ func (s *Syncer) saveState(body []byte) (restore func()) {
 			s.cfg.Logger.Error("could not restore the last-known-good snapshot", "dir", dir, "error", err)
 		}
 	}
+}
+
+// client returns the HTTP client for the next request. With CAFile it re-reads the file and,
+// when the bundle changed, builds a client that trusts exactly the new bundle (the old one's
+// idle connections are closed; a held long poll finishes on its connection).
+func (s *Syncer) client() (*http.Client, error) {
+	if s.cfg.CAFile == "" {
+		return s.cfg.Client, nil
+	}
+	b, err := os.ReadFile(s.cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read the operator CA bundle: %w", err)
+	}
+	if s.caClient != nil && bytes.Equal(b, s.caPEM) {
+		return s.caClient, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("the operator CA bundle %s holds no PEM certificate", s.cfg.CAFile)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: snapshot.TLSServerName, MinVersion: tls.VersionTLS13}
+	if s.caClient != nil {
+		s.caClient.CloseIdleConnections()
+		s.cfg.Logger.Info("the operator CA bundle changed; trusting the new one", "file", s.cfg.CAFile)
+	}
+	s.caPEM, s.caClient = b, &http.Client{Transport: t}
+	return s.caClient, nil
+}
+
+// Close releases idle connections to the operator.
+func (s *Syncer) Close() {
+	if s.caClient != nil {
+		s.caClient.CloseIdleConnections()
+	}
+	s.cfg.Client.CloseIdleConnections()
 }
 
 func (s *Syncer) reject(version, source string, err error) {

@@ -2,10 +2,18 @@ package configsync
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -401,4 +410,95 @@ func TestRefusedFirstSnapshotLeavesNoState(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Empty(t, entries, "no temporary file is left behind either")
+}
+
+// testCA is a CA for tests: its PEM, and a function that issues server certificates.
+type testCA struct {
+	pem  []byte
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return &testCA{pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), cert: cert, key: key}
+}
+
+func (ca *testCA) issue(t *testing.T, names ...string) *tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	require.NoError(t, err)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestTLSVerifiesAndFollowsCARotation: with a CA file the pod trusts exactly that bundle and
+// the snapshot server name; when the operator moves to a new CA, the pod follows as soon as
+// its mounted bundle changes, without a restart.
+func TestTLSVerifiesAndFollowsCARotation(t *testing.T) {
+	op := newOperator("secret")
+	v1, b1 := sealed(t, 1)
+	op.set(v1, b1)
+	ca1, ca2, stranger := newTestCA(t), newTestCA(t), newTestCA(t)
+	var serving atomic.Pointer[tls.Certificate]
+	serving.Store(ca1.issue(t, snapshot.TLSServerName, "llm-gateway-operator"))
+	srv := httptest.NewUnstartedServer(op)
+	srv.TLS = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serving.Load(), nil }}
+	srv.StartTLS()
+	defer srv.Close()
+
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	require.NoError(t, os.WriteFile(caFile, ca1.pem, 0o600))
+	tg := &target{}
+	s := newSyncer(t, srv.URL, tg, "", func(c *Config) { c.CAFile = caFile })
+	defer s.Close()
+	require.NoError(t, s.poll(context.Background(), 0))
+	require.Equal(t, v1, tg.Version())
+
+	reason := func(err error) string {
+		var pe *pollError
+		require.ErrorAs(t, err, &pe)
+		return pe.reason
+	}
+	// The operator moves to a certificate of a new CA the pod does not trust yet: refused.
+	// (Connections already open stay trusted: only new handshakes see a new certificate.)
+	serving.Store(ca2.issue(t, snapshot.TLSServerName))
+	srv.CloseClientConnections()
+	v2, b2 := sealed(t, 2)
+	op.set(v2, b2)
+	require.Equal(t, "tls", reason(s.poll(context.Background(), 0)))
+	require.Equal(t, v1, tg.Version())
+	// The mounted bundle gains the new CA: the next poll trusts it.
+	require.NoError(t, os.WriteFile(caFile, append(append([]byte{}, ca2.pem...), ca1.pem...), 0o600))
+	require.NoError(t, s.poll(context.Background(), 0))
+	require.Equal(t, v2, tg.Version())
+
+	// A certificate of a trusted CA for another name, or of a CA the pod does not trust: refused.
+	serving.Store(ca2.issue(t, "127.0.0.1", "llm-gateway-operator"))
+	srv.CloseClientConnections()
+	v3, b3 := sealed(t, 3)
+	op.set(v3, b3)
+	require.Equal(t, "tls", reason(s.poll(context.Background(), 0)))
+	serving.Store(stranger.issue(t, snapshot.TLSServerName))
+	require.Equal(t, "tls", reason(s.poll(context.Background(), 0)))
+	require.Equal(t, v2, tg.Version())
+
+	// An unreadable bundle: no request at all.
+	require.NoError(t, os.WriteFile(caFile, []byte("not a certificate"), 0o600))
+	require.Equal(t, "ca", reason(s.poll(context.Background(), 0)))
+	require.NoError(t, os.Remove(caFile))
+	require.Equal(t, "ca", reason(s.poll(context.Background(), 0)))
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -40,6 +41,7 @@ type config struct {
 	listen, adminListen       string
 	snapshot                  string
 	configSource, configToken string
+	configCA                  string
 	podName, stateDir         string
 	drainTimeout              time.Duration
 	shutdownDelay             time.Duration
@@ -77,7 +79,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "address of the admin API (health, readiness, metrics, /admin/*)")
 	fs.StringVar(&c.snapshot, "snapshot", "", "snapshot file: the whole configuration in standalone mode (re-applied when it changes), or the bootstrap snapshot with --config-source")
 	fs.StringVar(&c.configSource, "config-source", "", "base URL of the operator's snapshot server; empty: standalone (--snapshot)")
-	fs.StringVar(&c.configToken, "config-token-file", "", "file holding the bearer token for --config-source")
+	fs.StringVar(&c.configToken, "config-token-file", "", "file holding this Deployment's bearer token for --config-source (re-read before every request)")
+	fs.StringVar(&c.configCA, "config-ca-file", "", "PEM bundle of the CAs that verify --config-source (the operator's CA, mounted from its ConfigMap; re-read before every request); "+
+		"the certificate must name "+snapshot.TLSServerName+". Empty: the system roots")
 	fs.StringVar(&c.podName, "pod-name", host, "this pod's name, reported to the operator and naming its event-outbox consumer")
 	fs.StringVar(&c.stateDir, "state-dir", ".llm-gateway", "directory for the last-known-good snapshot and the file event outbox")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 25*time.Second, "on SIGTERM, how long open streams may run before they are ended with an error event (keep terminationGracePeriodSeconds above it)")
@@ -107,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.snapshot == "" && c.configSource == "" {
 		return nil, errors.New("give --snapshot FILE (standalone) or --config-source URL (operator)")
+	}
+	if err := checkConfigSource(c.configSource); err != nil {
+		return nil, err
 	}
 	c.record.StateDir, c.record.PodName, c.record.LibVersion = c.stateDir, c.podName, version
 	return c, nil
@@ -213,7 +220,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	go g.WatchSuspensions(bg, time.Second)
 	if c.configSource != "" {
 		sync := configsync.New(configsync.Config{
-			Source: c.configSource, TokenFile: c.configToken, Pod: c.podName, StateDir: c.stateDir,
+			Source: c.configSource, TokenFile: c.configToken, CAFile: c.configCA, Pod: c.podName, StateDir: c.stateDir,
 			Bootstrap: c.snapshot, Logger: log, Metrics: m,
 		}, g)
 		if err := sync.Start(ctx); err != nil {
@@ -236,6 +243,28 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	shutdown(c, log, g, proxy, admin, rec)
 	return nil
+}
+
+// checkConfigSource refuses a --config-source that would send the token and receive provider
+// credentials in clear text: https only, except to a loopback address (a local operator).
+func checkConfigSource(source string) error {
+	if source == "" {
+		return nil
+	}
+	u, err := url.Parse(source)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("--config-source %q is not a URL", source)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("--config-source must be an https:// URL (the snapshot carries provider credentials); plain http is only allowed to a loopback address, not %q", source)
 }
 
 // adminHandler is the gateway's admin API, plus /debug/pprof/ when pprof is set.

@@ -38,7 +38,7 @@ func TestFlagsFromEnvAndCommandLine(t *testing.T) {
 func TestFlagsNeedASource(t *testing.T) {
 	_, err := parseFlags(nil, io.Discard)
 	require.Error(t, err)
-	c, err := parseFlags([]string{"--config-source", "http://operator:8082"}, io.Discard)
+	c, err := parseFlags([]string{"--config-source", "https://operator:8081"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, 25*time.Second, c.drainTimeout)
 	require.Equal(t, "127.0.0.1:8080", c.listen)
@@ -146,5 +146,31 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		n, ok := cgroupMemoryLimit(tc.root)
 		require.Equal(t, tc.want, n, tc.name)
 		require.Equal(t, tc.ok, ok, tc.name)
+	}
+}
+
+// The snapshot carries provider credentials and the request a token: never in clear text
+// over the network.
+func TestConfigSourceMustBeTLS(t *testing.T) {
+	for source, ok := range map[string]bool{
+		"https://llm-gateway-operator:8081":  true,
+		"https://10.0.0.7:8081":              true,
+		"http://127.0.0.1:8081":              true,
+		"http://localhost:8081":              true,
+		"http://[::1]:8081":                  true,
+		"http://llm-gateway-operator:8081":   false,
+		"http://10.0.0.7:8081":               false,
+		"http://127.0.0.1.evil.example:8081": false,
+		"ftp://operator":                     false,
+		"llm-gateway-operator:8081":          false,
+		"://":                                false,
+		"https://":                           false,
+	} {
+		_, err := parseFlags([]string{"--config-source", source, "--config-ca-file", "/ca.crt"}, io.Discard)
+		if ok {
+			require.NoError(t, err, source)
+		} else {
+			require.ErrorContains(t, err, "--config-source", source)
+		}
 	}
 }
