@@ -38,6 +38,10 @@ var (
 		Name: "llm_gateway_operator_budget_store_read_errors_total",
 		Help: "Failed reads of a team's budget counters in the gateway's Redis.",
 	})
+	snapshotCertExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "llm_gateway_operator_snapshot_certificate_expiry_timestamp_seconds",
+		Help: "When the snapshot server's TLS certificate expires (Unix seconds); it is renewed 30 days ahead.",
+	})
 	budgetStoreUp = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "llm_gateway_operator_budget_store_up",
 		Help: "1 when the operator's last read of budget counters in the gateway's Redis succeeded, 0 when it failed.",
@@ -45,7 +49,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(compileTotal, objectsGauge, replicasGauge, budgetPhaseGauge, budgetStoreReadErrors, budgetStoreUp)
+	metrics.Registry.MustRegister(compileTotal, objectsGauge, replicasGauge, budgetPhaseGauge, budgetStoreReadErrors, budgetStoreUp, snapshotCertExpiry)
 }
 
 // recordStoreRead counts a read of budget counters.

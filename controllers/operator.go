@@ -56,13 +56,20 @@ type Options struct {
 	WatchNamespace string
 	// OperatorNamespace holds the snapshot Secret.
 	OperatorNamespace string
-	// SnapshotListener serves the snapshot protocol; when nil, SnapshotAddr is listened on.
+	// SnapshotListener serves the snapshot protocol (over TLS); when nil, SnapshotAddr is
+	// listened on.
 	SnapshotListener net.Listener
 	SnapshotAddr     string
-	// SnapshotTokenFile holds the bearer token gateway pods present (re-read when it changes).
-	// SnapshotToken, when set, is used instead (tests).
-	SnapshotTokenFile string
-	SnapshotToken     []byte
+	// SnapshotTokenSecrets name the Secrets of the operator namespace that hold the gateway
+	// Deployments' bearer tokens, one each (key "token"); a missing one is created with a random
+	// token (default: DefaultSnapshotTokenSecret).
+	SnapshotTokenSecrets []string
+	// SnapshotService is the operator's Service, whose DNS names the serving certificate
+	// carries besides snapshot.TLSServerName (default DefaultSnapshotService).
+	SnapshotService string
+	// AccessRefresh is how often the TLS Secret, the CA ConfigMap and the token Secrets are
+	// re-read (default DefaultAccessRefresh).
+	AccessRefresh time.Duration
 	// DefaultBudget is the built-in default budget.
 	DefaultBudget DefaultBudgetFlags
 	// BudgetState, when set, supplies spend figures for TeamBudget status.
@@ -80,6 +87,7 @@ type Options struct {
 // Operator is the set of components Setup added to a manager.
 type Operator struct {
 	server        *publish.Server
+	access        *snapshotAccess
 	share         *replicaShare
 	world         *world
 	budgetState   BudgetStateReader
@@ -98,19 +106,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 	if err != nil {
 		return nil, err
 	}
-	var token publish.TokenSource
-	switch {
-	case len(opts.SnapshotToken) > 0:
-		token = publish.StaticToken(opts.SnapshotToken)
-	case opts.SnapshotTokenFile != "":
-		ft := &publish.FileToken{Path: opts.SnapshotTokenFile}
-		if _, err := ft.Token(); err != nil {
-			return nil, err
-		}
-		token = ft
-	default:
-		return nil, errors.New("--snapshot-token-file is required: the snapshot carries provider credentials")
-	}
 	if opts.OperatorNamespace == "" {
 		return nil, errors.New("the operator namespace is required (--snapshot-secret-namespace or POD_NAMESPACE)")
 	}
@@ -119,8 +114,21 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 		o.budgetRefresh = DefaultBudgetRefresh
 	}
 	log := mgr.GetLogger().WithName("snapshot")
+	if len(opts.SnapshotTokenSecrets) == 0 {
+		opts.SnapshotTokenSecrets = []string{DefaultSnapshotTokenSecret}
+	}
+	if opts.SnapshotService == "" {
+		opts.SnapshotService = DefaultSnapshotService
+	}
+	o.access = newSnapshotAccess(mgr.GetClient(), mgr.GetAPIReader(), opts.OperatorNamespace, opts.SnapshotService,
+		// Certificates are checked by their peers against the wall clock, whatever o.clock is.
+		opts.SnapshotTokenSecrets, opts.AccessRefresh, clock.Real{}, log.WithName("access"))
+	if err := mgr.Add(o.access); err != nil {
+		return nil, fmt.Errorf("add the snapshot TLS and token keeper: %w", err)
+	}
 	o.server = publish.New(publish.Options{
-		Token:             token,
+		Tokens:            o.access.tokens,
+		TLS:               o.access.tlsConfig(),
 		Clock:             o.clock,
 		OnReplicasChanged: o.replicasChanged,
 		Log:               log.WithName("server"),
@@ -169,6 +177,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 		return nil, fmt.Errorf("add the snapshot Secret writer: %w", err)
 	}
 	serve := func(ctx context.Context) error {
+		// Serve only with a certificate: until then pods keep their last snapshot.
+		select {
+		case <-o.access.ready:
+		case <-ctx.Done():
+			if opts.SnapshotListener != nil {
+				opts.SnapshotListener.Close()
+			}
+			return nil
+		}
 		if opts.SnapshotListener != nil {
 			return o.server.Serve(ctx, opts.SnapshotListener)
 		}
@@ -226,7 +243,8 @@ func (o *Operator) Ready(*http.Request) error {
 // Config is the operator's command line.
 type Config struct {
 	SnapshotListen         string
-	SnapshotTokenFile      string
+	SnapshotTokenSecrets   string
+	SnapshotService        string
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 	LeaderElect            bool
@@ -239,8 +257,11 @@ type Config struct {
 
 // RegisterFlags adds the operator flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.SnapshotListen, "snapshot-listen", ":8081", "address the snapshot server (GET /v1/snapshot, /healthz) listens on")
-	fs.StringVar(&c.SnapshotTokenFile, "snapshot-token-file", "", "file holding the bearer token gateway pods present (required; re-read when it changes)")
+	fs.StringVar(&c.SnapshotListen, "snapshot-listen", ":8081", "address the snapshot server (GET /v1/snapshot, /healthz; TLS only) listens on")
+	fs.StringVar(&c.SnapshotTokenSecrets, "snapshot-token-secrets", DefaultSnapshotTokenSecret,
+		"comma-separated Secrets of the operator namespace, one per gateway Deployment, each holding the bearer token its pods present (key \"token\"); a missing one is created with a random token")
+	fs.StringVar(&c.SnapshotService, "snapshot-service", DefaultSnapshotService,
+		"the operator's Service: its DNS names go into the snapshot server's certificate (besides "+snapshot.TLSServerName+")")
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint ("0" disables it)`)
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8082", "address of /healthz and /readyz (ready once a snapshot is served)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader among operator replicas; only the leader writes status and the snapshot Secret")
@@ -292,12 +313,13 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	opts := Options{
-		WatchNamespace:    cfg.Namespace,
-		OperatorNamespace: cfg.OperatorNamespace,
-		SnapshotAddr:      cfg.SnapshotListen,
-		SnapshotTokenFile: cfg.SnapshotTokenFile,
-		DefaultBudget:     cfg.DefaultBudget,
-		BudgetRefresh:     cfg.BudgetRefresh,
+		WatchNamespace:       cfg.Namespace,
+		OperatorNamespace:    cfg.OperatorNamespace,
+		SnapshotAddr:         cfg.SnapshotListen,
+		SnapshotTokenSecrets: splitList(cfg.SnapshotTokenSecrets),
+		SnapshotService:      cfg.SnapshotService,
+		DefaultBudget:        cfg.DefaultBudget,
+		BudgetRefresh:        cfg.BudgetRefresh,
 	}
 	if cfg.RedisURL != "" {
 		redis.SetLogger(redisLogger{log: ctrl.Log.WithName("redis")})
@@ -325,3 +347,14 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config) error {
 }
 
 var _ manager.LeaderElectionRunnable = everyReplica(nil)
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -24,6 +24,8 @@ import (
 	"github.com/posthog/llm-gateway/internal/clock"
 )
 
+const replicaTestToken = "replica-test-token-0123456789abcdef"
+
 func TestReplicaName(t *testing.T) {
 	require.Equal(t, "llm-gateway-operator-7d9f-abc", replicaName("llm-gateway-operator-7d9f-abc"))
 	require.Equal(t, "my-host-local", replicaName("My_Host.local"))
@@ -41,7 +43,9 @@ func TestReplicaShare(t *testing.T) {
 	ctx := context.Background()
 
 	newReplica := func(id string) (*replicaShare, *publish.Server, *int) {
-		srv := publish.New(publish.Options{Token: publish.StaticToken("t"), Clock: clk, Log: logr.Discard()})
+		tokens := &publish.Tokens{}
+		tokens.Set(map[string][]byte{"gw": []byte(replicaTestToken)})
+		srv := publish.New(publish.Options{Tokens: tokens, Clock: clk, Log: logr.Discard()})
 		changes := new(int)
 		s := newReplicaShare(c, c, "ops", id, srv, clk, logr.Discard())
 		s.onChange = func() { *changes++ }
@@ -53,7 +57,7 @@ func TestReplicaShare(t *testing.T) {
 	// Pods report to the servers as they would over HTTP.
 	report := func(srv *publish.Server, pod, applied string) {
 		req := httptest.NewRequest(http.MethodGet, "/v1/snapshot?wait=30&pod="+pod+"&applied="+applied, nil)
-		req.Header.Set("Authorization", "Bearer t")
+		req.Header.Set("Authorization", "Bearer "+replicaTestToken)
 		srv.Handler().ServeHTTP(httptest.NewRecorder(), req) // 503: no snapshot, but the pod is recorded
 	}
 	report(srvA, "gw-1", "v1")
@@ -103,15 +107,17 @@ func TestReplicaShareNoticesExpiry(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(scheme).Build()
 	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	ctx := context.Background()
-	srvA := publish.New(publish.Options{Token: publish.StaticToken("t"), Clock: clk, Log: logr.Discard()})
-	srvB := publish.New(publish.Options{Token: publish.StaticToken("t"), Clock: clk, Log: logr.Discard()})
+	tokens := &publish.Tokens{}
+	tokens.Set(map[string][]byte{"gw": []byte(replicaTestToken)})
+	srvA := publish.New(publish.Options{Tokens: tokens, Clock: clk, Log: logr.Discard()})
+	srvB := publish.New(publish.Options{Tokens: tokens, Clock: clk, Log: logr.Discard()})
 	a := newReplicaShare(c, c, "ops", "a", srvA, clk, logr.Discard())
 	b := newReplicaShare(c, c, "ops", "b", srvB, clk, logr.Discard())
 	changes := 0
 	a.onChange = func() { changes++ }
 
 	req := httptest.NewRequest(http.MethodGet, "/v1/snapshot?wait=0&pod=gw&applied=v1", nil)
-	req.Header.Set("Authorization", "Bearer t")
+	req.Header.Set("Authorization", "Bearer "+replicaTestToken)
 	srvB.Handler().ServeHTTP(httptest.NewRecorder(), req)
 	require.NoError(t, b.write(ctx))
 	require.NoError(t, a.read(ctx))

@@ -258,7 +258,7 @@ func requireHealth(t *testing.T, scripts map[string]string, u *unstructured.Unst
 
 // playGatewayPod long-polls the snapshot server as one gateway pod that applies every version
 // it is sent, until the returned stop function is called.
-func playGatewayPod(name string) (stop func()) {
+func playGatewayPod(c *http.Client, auth, name string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -270,8 +270,8 @@ func playGatewayPod(name string) (stop func()) {
 			if err != nil {
 				return
 			}
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
+			req.Header.Set("Authorization", auth)
+			resp, err := c.Do(req)
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
@@ -303,7 +303,7 @@ func TestArgoCDHealthOfRealObjects(t *testing.T) {
 	requireEnvtest(t)
 	scripts := healthScripts(t)
 	ns := namespace(t)
-	stopPod := playGatewayPod("argocd-health-pod")
+	stopPod := playGatewayPod(snapshotClient(t), "Bearer "+secretToken(t, tokenSecretA), "argocd-health-pod")
 	podRunning := true
 	rt := &v1alpha1.LLMRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gpt"}}
 	defer func() {

@@ -9,6 +9,7 @@ package operator
 import (
 	"context"
 	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
 
@@ -32,7 +33,9 @@ import (
 
 // TestConfigRBACIsEnough applies config/rbac (as kustomize would into another namespace) and
 // runs an operator as its service account: with only those permissions it compiles, keeps its
-// snapshot Secret, shares its pod report, holds its lease, and may write status and events.
+// snapshot Secret, replaces a TLS Secret it cannot use, publishes its CA bundle, creates the
+// gateway's token Secret and serves the snapshot over TLS to that token, shares its pod report,
+// holds its lease, and may write status and events.
 func TestConfigRBACIsEnough(t *testing.T) {
 	requireEnvtest(t)
 	ctx := context.Background()
@@ -58,6 +61,10 @@ func TestConfigRBACIsEnough(t *testing.T) {
 		}
 	}
 
+	// A TLS Secret whose content is unusable: the operator must rewrite it (update).
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: opNS, Name: controllers.SnapshotTLSSecretName},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": []byte("stale"), "tls.key": []byte("stale")}})
+
 	sa := rest.CopyConfig(restConfig)
 	sa.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + opNS + ":llm-gateway-operator"}
 	ns := namespace(t)
@@ -78,8 +85,8 @@ func TestConfigRBACIsEnough(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	op2, err := controllers.Setup(ctx, mgr, controllers.Options{
-		WatchNamespace: ns, OperatorNamespace: opNS, SnapshotListener: l, SnapshotToken: []byte(token),
-		DefaultBudget: defaultBudgetFlags(), ReplicaID: "rbac-test",
+		WatchNamespace: ns, OperatorNamespace: opNS, SnapshotListener: l, SnapshotTokenSecrets: []string{"rbac-gateway-token"},
+		AccessRefresh: accessRefresh, DefaultBudget: defaultBudgetFlags(), ReplicaID: "rbac-test",
 	})
 	require.NoError(t, err)
 	mctx, cancel := context.WithCancel(ctx)
@@ -112,6 +119,23 @@ func TestConfigRBACIsEnough(t *testing.T) {
 		stored, err := snapshot.Decode(s.Data[controllers.SnapshotSecretKey])
 		return err == nil && stored.Version == version
 	}, timeout, tick, "keeps its snapshot Secret")
+	// Its CA bundle, its gateway token, and the snapshot over TLS.
+	var tok corev1.Secret
+	require.Eventually(t, func() bool {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: opNS, Name: "rbac-gateway-token"}, &tok) == nil
+	}, timeout, tick, "creates the gateway's token Secret")
+	c := clientFor(t, caBundle(t, opNS))
+	require.Eventually(t, func() bool {
+		req, err := http.NewRequest(http.MethodGet, "https://"+l.Addr().String()+"/v1/snapshot?wait=0&pod=rbac-observer", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+string(tok.Data[controllers.SnapshotTokenKey]))
+		resp, err := c.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && resp.Header.Get("X-Snapshot-Version") == version
+	}, timeout, tick, "serves the snapshot over TLS with its CA, to its token")
 	require.Eventually(t, func() bool {
 		var cm corev1.ConfigMap
 		return k8s.Get(ctx, client.ObjectKey{Namespace: opNS, Name: "llm-gateway-replicas-rbac-test"}, &cm) == nil
@@ -130,6 +154,8 @@ func TestConfigRBACIsEnough(t *testing.T) {
 		{Namespace: ns, Verb: "patch", Group: v1alpha1.GroupVersion.Group, Resource: "teambudgets", Subresource: "status"},
 		{Namespace: ns, Verb: "create", Group: "events.k8s.io", Resource: "events"},
 		{Namespace: opNS, Verb: "update", Resource: "secrets", Name: controllers.SnapshotSecretName},
+		{Namespace: opNS, Verb: "update", Resource: "secrets", Name: controllers.SnapshotTLSSecretName},
+		{Namespace: opNS, Verb: "update", Resource: "configmaps", Name: controllers.SnapshotCAConfigMapName},
 	} {
 		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &ra}}
 		require.NoError(t, saClient.Create(ctx, review))
@@ -138,6 +164,8 @@ func TestConfigRBACIsEnough(t *testing.T) {
 	// Least privilege: no write access to other Secrets.
 	for _, ra := range []authv1.ResourceAttributes{
 		{Namespace: opNS, Verb: "update", Resource: "secrets", Name: "someone-elses"},
+		{Namespace: opNS, Verb: "update", Resource: "secrets", Name: "rbac-gateway-token"},
+		{Namespace: opNS, Verb: "delete", Resource: "secrets", Name: controllers.SnapshotTLSSecretName},
 		{Namespace: ns, Verb: "create", Resource: "secrets"},
 		{Namespace: ns, Verb: "update", Group: v1alpha1.GroupVersion.Group, Resource: "llmroutes"},
 	} {

@@ -8,6 +8,8 @@ package operator
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +19,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -96,7 +99,8 @@ func TestColdStartServesStoredSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	op2, err := controllers.Setup(context.Background(), mgr, controllers.Options{
-		OperatorNamespace: operatorNamespace, SnapshotListener: l, SnapshotToken: []byte(token), DefaultBudget: defaultBudgetFlags(),
+		OperatorNamespace: operatorNamespace, SnapshotListener: l, SnapshotTokenSecrets: []string{tokenSecretA, tokenSecretB},
+		DefaultBudget: defaultBudgetFlags(),
 	})
 	require.NoError(t, err)
 	version, ok := op2.SnapshotVersion()
@@ -105,8 +109,9 @@ func TestColdStartServesStoredSnapshot(t *testing.T) {
 }
 
 // TestEveryReplicaCompiles starts a second operator replica that is not the leader: it still
-// compiles and serves snapshots, its versions agree with the leader's, and a gateway pod that
-// polls only the second replica counts in the leader's Programmed.
+// compiles and serves snapshots, over TLS with the same certificate as the first, its versions
+// agree with the leader's, and a gateway pod that polls only the second replica counts in the
+// leader's Programmed.
 func TestEveryReplicaCompiles(t *testing.T) {
 	requireEnvtest(t)
 	mgr, err := newManager(true)
@@ -114,8 +119,8 @@ func TestEveryReplicaCompiles(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	op2, err := controllers.Setup(context.Background(), mgr, controllers.Options{
-		OperatorNamespace: operatorNamespace, SnapshotListener: l, SnapshotToken: []byte(token), DefaultBudget: defaultBudgetFlags(),
-		ReplicaID: "replica-b",
+		OperatorNamespace: operatorNamespace, SnapshotListener: l, SnapshotTokenSecrets: []string{tokenSecretA, tokenSecretB},
+		AccessRefresh: accessRefresh, DefaultBudget: defaultBudgetFlags(), ReplicaID: "replica-b",
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -142,27 +147,47 @@ func TestEveryReplicaCompiles(t *testing.T) {
 		t.Fatal("the second replica must not be the leader while the first holds the lease")
 	default:
 	}
+	require.Eventually(t, func() bool {
+		second := servedCertificate(t, l.Addr().String())
+		return second != nil && string(second.Raw) == string(servedCertificate(t, snapshotURL[len("https://"):]).Raw)
+	}, timeout, tick, "both replicas serve the one certificate kept in the Secret")
 
 	// A gateway pod long-polls the second replica only, up to date; the pods of earlier tests
 	// stop polling and expire.
 	pollCtx, stopPolling := context.WithCancel(context.Background())
 	polled := make(chan int, 1)
-	go func() { polled <- longPoll(pollCtx, "http://"+l.Addr().String(), "pod-on-b", version) }()
+	hc, auth := snapshotClient(t), "Bearer "+secretToken(t, tokenSecretB)
+	go func() { polled <- longPoll(pollCtx, hc, "https://"+l.Addr().String(), auth, "pod-on-b", version) }()
 	c := waitCondition(t, ro, v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed)
 	require.Equal(t, "1/1 replicas at version "+version, c.Message)
 	stopPolling()
 	<-polled
 }
 
+// servedCertificate returns the certificate the snapshot server at addr presents (nil when
+// it does not answer), verified as a gateway pod verifies it.
+func servedCertificate(t *testing.T, addr string) *x509.Certificate {
+	t.Helper()
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caBundle(t, operatorNamespace)))
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: snapshot.TLSServerName})
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0]
+}
+
 // longPoll holds one snapshot request (wait=60) until ctx ends or the server answers, and
 // returns the status (0 when cancelled).
-func longPoll(ctx context.Context, base, pod, applied string) int {
+func longPoll(ctx context.Context, c *http.Client, base, auth, pod, applied string) int {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/snapshot?wait=60&pod="+pod+"&applied="+applied, nil)
 	if err != nil {
 		return 0
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", auth)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0
 	}
@@ -172,47 +197,11 @@ func longPoll(ctx context.Context, base, pod, applied string) int {
 
 // TestOperatorBinary runs bin/operator as a process against the envtest cluster, as a second
 // replica with leader election (the suite's operator holds the lease): it becomes ready,
-// serves the same snapshot version as the leader, and exits cleanly on SIGTERM.
+// serves the same snapshot version as the leader over TLS, and exits cleanly on SIGTERM.
 func TestOperatorBinary(t *testing.T) {
 	requireEnvtest(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "operator")
-	require.NoError(t, binaries.Build(context.Background(), dir, "operator"))
-
-	kc := filepath.Join(dir, "kubeconfig")
-	require.NoError(t, os.WriteFile(kc, kubeconfig, 0o600))
-	tokenFile := filepath.Join(dir, "token")
-	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
-	snapAddr, probeAddr := freeAddr(t), freeAddr(t)
-
-	cmd := exec.Command(bin,
-		"--kubeconfig", kc,
-		"--leader-elect",
-		"--snapshot-listen", snapAddr,
-		"--snapshot-token-file", tokenFile,
-		"--health-probe-bind-address", probeAddr,
-		"--metrics-bind-address", "0",
-		"--snapshot-secret-namespace", operatorNamespace,
-		"--default-budget-daily", "50.00",
-	)
-	cmd.Env = append(os.Environ(), "POD_NAME=operator-binary-test")
-	logs, err := os.Create(filepath.Join(dir, "operator.log"))
-	require.NoError(t, err)
-	defer logs.Close()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logs.Name())
-			t.Logf("operator log:\n%s", b)
-		}
-	}()
+	p := startOperator(t, "operator-binary-test")
+	snapAddr, probeAddr := p.snapAddr, p.probeAddr
 
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + probeAddr + "/readyz")
@@ -225,10 +214,10 @@ func TestOperatorBinary(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet,
-			"http://"+snapAddr+"/v1/snapshot?pod=binary-observer&wait=0", nil)
+			"https://"+snapAddr+"/v1/snapshot?pod=binary-observer&wait=0", nil)
 		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		req.Header.Set("Authorization", "Bearer "+secretToken(t, tokenSecretB))
+		resp, err := snapshotClient(t).Do(req)
 		if err != nil {
 			return false
 		}
@@ -242,8 +231,70 @@ func TestOperatorBinary(t *testing.T) {
 		return s.Version == served(t).Version
 	}, timeout, tick, "the process serves the leader's version")
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, <-exited, "a clean exit on SIGTERM")
+	p.stop(t)
+}
+
+// operatorProcess is bin/operator running against the envtest cluster.
+type operatorProcess struct {
+	cmd                             *exec.Cmd
+	exited                          chan error
+	snapAddr, probeAddr, metricsURL string
+	log                             string
+}
+
+// startOperator starts bin/operator as a replica of the suite's operator (leader election on:
+// the suite's operator keeps the lease) serving both gateway Deployments' tokens.
+func startOperator(t *testing.T, podName string) *operatorProcess {
+	t.Helper()
+	return startOperatorWith(t, podName, freeAddr(t))
+}
+
+func startOperatorWith(t *testing.T, podName, snapAddr string) *operatorProcess {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "operator")
+	require.NoError(t, binaries.Build(context.Background(), dir, "operator"))
+	kc := filepath.Join(dir, "kubeconfig")
+	require.NoError(t, os.WriteFile(kc, kubeconfig, 0o600))
+	p := &operatorProcess{snapAddr: snapAddr, probeAddr: freeAddr(t), log: filepath.Join(dir, "operator.log"), exited: make(chan error, 1)}
+	metricsAddr := freeAddr(t)
+	p.metricsURL = "http://" + metricsAddr + "/metrics"
+	p.cmd = exec.Command(bin,
+		"--kubeconfig", kc,
+		"--leader-elect",
+		"--snapshot-listen", p.snapAddr,
+		"--snapshot-token-secrets", tokenSecretA+","+tokenSecretB,
+		"--health-probe-bind-address", p.probeAddr,
+		"--metrics-bind-address", metricsAddr,
+		"--snapshot-secret-namespace", operatorNamespace,
+		"--default-budget-daily", "50.00",
+		"--zap-log-level", "debug",
+	)
+	p.cmd.Env = append(os.Environ(), "POD_NAME="+podName)
+	logs, err := os.Create(p.log)
+	require.NoError(t, err)
+	t.Cleanup(func() { logs.Close() })
+	p.cmd.Stdout, p.cmd.Stderr = logs, logs
+	require.NoError(t, p.cmd.Start())
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(p.log)
+			t.Logf("operator log:\n%s", b)
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (p *operatorProcess) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, <-p.exited, "a clean exit on SIGTERM")
 }
 
 func freeAddr(t *testing.T) string {

@@ -13,6 +13,8 @@ package operator
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -43,7 +45,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
@@ -53,7 +54,11 @@ import (
 
 const (
 	operatorNamespace = "llm-gateway-system"
-	token             = "envtest-snapshot-token"
+	// The suite's operator serves two gateway Deployments, each with its own token Secret.
+	tokenSecretA = "gateway-a-snapshot-token"
+	tokenSecretB = "gateway-b-snapshot-token"
+	// accessRefresh: the suite's operators re-read their TLS and token Secrets this often.
+	accessRefresh = 500 * time.Millisecond
 	// timeout bounds every Eventually: generous, because the machine may be busy. Tests assert
 	// that things happen, never how fast.
 	timeout = 60 * time.Second
@@ -67,7 +72,27 @@ var (
 	k8s         client.Client // uncached
 	op          *controllers.Operator
 	snapshotURL string
+	// suiteLogs is every log line of the suite's operators (checked for credentials).
+	suiteLogs logBuffer
 )
+
+// logBuffer collects log lines of several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -95,11 +120,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
+	// Every line at every level goes to suiteLogs (and to stderr with LLMGW_TEST_LOG set).
+	var w io.Writer = &suiteLogs
 	if os.Getenv("LLMGW_TEST_LOG") != "" {
-		ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
-	} else {
-		ctrl.SetLogger(logr.Discard())
+		w = io.MultiWriter(&suiteLogs, os.Stderr)
 	}
+	ctrl.SetLogger(funcr.New(func(prefix, args string) { fmt.Fprintln(w, prefix, args) }, funcr.Options{Verbosity: 10}))
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
@@ -136,13 +162,14 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("listen: %w", err)
 	}
-	snapshotURL = "http://" + l.Addr().String()
+	snapshotURL = "https://" + l.Addr().String()
 	if op, err = controllers.Setup(ctx, mgr, controllers.Options{
-		OperatorNamespace: operatorNamespace,
-		SnapshotListener:  l,
-		SnapshotToken:     []byte(token),
-		DefaultBudget:     defaultBudgetFlags(),
-		BudgetState:       budgets,
+		OperatorNamespace:    operatorNamespace,
+		SnapshotListener:     l,
+		SnapshotTokenSecrets: []string{tokenSecretA, tokenSecretB},
+		AccessRefresh:        accessRefresh,
+		DefaultBudget:        defaultBudgetFlags(),
+		BudgetState:          budgets,
 	}); err != nil {
 		return 0, fmt.Errorf("set up the operator: %w", err)
 	}
@@ -151,8 +178,27 @@ func run(m *testing.M) (int, error) {
 	if err := waitFor(func() bool { _, ok := op.SnapshotVersion(); return ok }); err != nil {
 		return 0, fmt.Errorf("the operator never served a snapshot: %w", err)
 	}
+	if err := waitFor(func() bool {
+		var cm corev1.ConfigMap
+		if k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: controllers.SnapshotCAConfigMapName}, &cm) != nil {
+			return false
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(cm.Data[controllers.SnapshotCAKey]))
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: snapshot.TLSServerName}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(snapshotURL + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}); err != nil {
+		return 0, fmt.Errorf("the operator never served its snapshot over TLS: %w", err)
+	}
 
 	code := m.Run()
+	closeSnapshotClients()
 
 	cancel()
 	if err := <-done; err != nil {
@@ -318,17 +364,80 @@ func served(t *testing.T) *snapshot.Snapshot {
 	return s
 }
 
-// poll makes one snapshot request as a gateway pod would and returns the status and version.
+// poll makes one snapshot request as a pod of gateway Deployment A would (TLS with the
+// operator's CA, A's token) and returns the status and version.
 func poll(t *testing.T, pod, applied string) (int, string, []byte) {
 	t.Helper()
+	return pollWith(t, snapshotURL, "Bearer "+secretToken(t, tokenSecretA), pod, applied)
+}
+
+// pollWith makes one snapshot request to base with the Authorization header auth.
+func pollWith(t *testing.T, base, auth, pod, applied string) (int, string, []byte) {
+	t.Helper()
 	q := url.Values{"pod": {pod}, "applied": {applied}, "wait": {"0"}}
-	req, err := http.NewRequest(http.MethodGet, snapshotURL+"/v1/snapshot?"+q.Encode(), nil)
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/snapshot?"+q.Encode(), nil)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := snapshotClient(t).Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, resp.Header.Get("X-Snapshot-Version"), body
+}
+
+// secretToken reads a gateway Deployment's token from its Secret (made by the operator).
+func secretToken(t *testing.T, name string) string {
+	t.Helper()
+	var s corev1.Secret
+	require.Eventually(t, func() bool {
+		return k8s.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: name}, &s) == nil
+	}, timeout, tick, "the operator creates the token Secret %s", name)
+	return strings.TrimSpace(string(s.Data[controllers.SnapshotTokenKey]))
+}
+
+// caBundle returns the CA bundle the operator publishes for gateway pods.
+func caBundle(t *testing.T, namespace string) []byte {
+	t.Helper()
+	var cm corev1.ConfigMap
+	require.Eventually(t, func() bool {
+		return k8s.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: controllers.SnapshotCAConfigMapName}, &cm) == nil
+	}, timeout, tick, "the operator publishes its CA bundle in %s", namespace)
+	return []byte(cm.Data[controllers.SnapshotCAKey])
+}
+
+var (
+	clientsMu sync.Mutex
+	clients   = map[string]*http.Client{} // by CA bundle
+)
+
+// snapshotClient is an HTTPS client as a gateway pod has one: it trusts the CA bundle the
+// operator publishes now and verifies the snapshot server name.
+func snapshotClient(t *testing.T) *http.Client {
+	t.Helper()
+	return clientFor(t, caBundle(t, operatorNamespace))
+}
+
+func clientFor(t *testing.T, bundle []byte) *http.Client {
+	t.Helper()
+	clientsMu.Lock()
+	defer clientsMu.Unlock()
+	if c, ok := clients[string(bundle)]; ok {
+		return c
+	}
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(bundle), "the CA bundle holds certificates")
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: snapshot.TLSServerName}}}
+	clients[string(bundle)] = c
+	return c
+}
+
+func closeSnapshotClients() {
+	clientsMu.Lock()
+	defer clientsMu.Unlock()
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
 }

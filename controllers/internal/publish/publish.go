@@ -12,6 +12,10 @@ Licensed under the MIT License. See LICENSE in the repository root.
 //	GET /v1/snapshot?pod=<pod-name>&applied=<version>&rejected=<version>&wait=<seconds>
 //	Authorization: Bearer <token>
 //
+// over TLS only (Serve refuses to serve without a certificate). Each gateway Deployment has its
+// own token (Tokens); a request without one of them gets 401 and nothing else: no version, no
+// tracking.
+//
 // applied is the version the pod serves now ("" at start); it doubles as the pod's ack.
 // rejected is a version the pod failed to apply, so that it is not sent again.
 //
@@ -26,7 +30,7 @@ Licensed under the MIT License. See LICENSE in the repository root.
 package publish
 
 import (
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,8 +58,10 @@ const dropGrace = 10 * time.Second
 
 // Options configure a Server.
 type Options struct {
-	// Token returns the bearer token pods must present. An empty token refuses every request.
-	Token TokenSource
+	// Tokens are the bearer tokens pods may present; nil or empty refuses every request.
+	Tokens *Tokens
+	// TLS serves the protocol (Serve requires it; Handler does not use it).
+	TLS *tls.Config
 	// Clock is the clock (the wall clock when nil).
 	Clock clock.Clock
 	// OnReplicasChanged, when set, is called whenever the set of pods or a pod's applied
@@ -83,6 +89,7 @@ type published struct {
 }
 
 type podState struct {
+	client   string
 	applied  string
 	lastSeen time.Time
 	expires  time.Time
@@ -91,9 +98,6 @@ type podState struct {
 // New returns a server with no snapshot.
 func New(opts Options) *Server {
 	opts.Clock = clock.Or(opts.Clock)
-	if opts.Token == nil {
-		opts.Token = StaticToken(nil)
-	}
 	return &Server{opts: opts, changed: make(chan struct{}), closing: make(chan struct{}), pods: map[string]podState{}}
 }
 
@@ -204,21 +208,18 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	_ = json.NewEncoder(w).Encode(&e)
 }
 
-func (s *Server) authorized(r *http.Request) bool {
-	want, err := s.opts.Token.Token()
-	if err != nil {
-		s.opts.Log.Error(err, "cannot read the snapshot token; refusing requests")
-		return false
-	}
+// client returns the client whose token the request presents.
+func (s *Server) client(r *http.Request) (string, bool) {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || len(want) == 0 {
-		return false
+	if !ok {
+		return "", false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) == 1
+	return s.opts.Tokens.Match([]byte(strings.TrimSpace(got)))
 }
 
 func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
+	client, ok := s.client(r)
+	if !ok {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
 		return
 	}
@@ -237,7 +238,7 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(n, MaxWait)
 	}
-	s.seen(pod, applied, time.Duration(wait)*time.Second)
+	s.seen(client, pod, applied, time.Duration(wait)*time.Second)
 
 	timer := time.NewTimer(time.Duration(wait) * time.Second)
 	defer timer.Stop()
@@ -275,14 +276,14 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 // seen records a pod's report.
-func (s *Server) seen(pod, applied string, wait time.Duration) {
+func (s *Server) seen(client, pod, applied string, wait time.Duration) {
 	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	old, known := s.pods[pod]
-	s.pods[pod] = podState{applied: applied, lastSeen: now, expires: now.Add(2*wait + dropGrace)}
+	s.pods[pod] = podState{client: client, applied: applied, lastSeen: now, expires: now.Add(2*wait + dropGrace)}
 	s.mu.Unlock()
-	if !known {
-		s.opts.Log.Info("gateway pod connected", "pod", pod, "applied", applied)
+	if !known || old.client != client {
+		s.opts.Log.Info("gateway pod connected", "pod", pod, "client", client, "applied", applied)
 	}
 	if !known || old.applied != applied {
 		s.notify()

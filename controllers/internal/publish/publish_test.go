@@ -8,14 +8,15 @@ package publish
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/require"
 
+	"github.com/posthog/llm-gateway/controllers/internal/certs"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 	"github.com/posthog/llm-gateway/internal/clock"
 	"github.com/posthog/llm-gateway/internal/leakcheck"
@@ -30,7 +32,7 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
-const token = "s3cret-token"
+const token = "s3cret-token-of-gateway-a-0123456789abcdef"
 
 // sealed returns a valid sealed snapshot; different limits give different versions.
 func sealed(t *testing.T, dailyMicros int64) *snapshot.Snapshot {
@@ -56,7 +58,7 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{clock: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	h.srv = New(Options{
-		Token:             StaticToken(token),
+		Tokens:            tokens(map[string]string{"gateway-a": token, "gateway-b": token + "-b"}),
 		Clock:             h.clock,
 		OnReplicasChanged: func() { h.changes.Add(1) },
 		Log:               logr.Discard(),
@@ -112,36 +114,85 @@ func errorCode(t *testing.T, body []byte) string {
 	return e.Error.Code
 }
 
+func tokens(m map[string]string) *Tokens {
+	t := &Tokens{}
+	in := map[string][]byte{}
+	for k, v := range m {
+		in[k] = []byte(v)
+	}
+	t.Set(in)
+	return t
+}
+
+// TestAuth: a request without a valid token gets 401 and nothing about the configuration: no
+// version, no snapshot, no tracking.
 func TestAuth(t *testing.T) {
 	h := newHarness(t)
-	_, err := h.srv.Publish(sealed(t, 1_000_000))
+	snap := sealed(t, 1_000_000)
+	_, err := h.srv.Publish(snap)
 	require.NoError(t, err)
 	for name, auth := range map[string]string{
-		"missing":      "",
-		"wrong":        "Bearer nope",
-		"not bearer":   "Basic " + token,
-		"prefix match": "Bearer " + token[:5],
+		"missing":             "",
+		"empty":               "Bearer ",
+		"wrong":               "Bearer nope",
+		"not bearer":          "Basic " + token,
+		"prefix match":        "Bearer " + token[:5],
+		"longer":              "Bearer " + token + "x",
+		"other case":          "Bearer " + strings.ToUpper(token),
+		"another's with junk": "Bearer " + token + "-bb",
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := h.get(t, auth, query("p", "", "", "0"))
 			require.Equal(t, http.StatusUnauthorized, r.status)
 			require.Equal(t, "unauthorized", errorCode(t, r.body))
+			require.Empty(t, r.version, "no version header")
+			require.NotContains(t, string(r.body), snap.Version)
+			require.NotContains(t, string(r.body), "limitMicros")
 			require.Empty(t, h.srv.Pods(), "unauthenticated requests are not tracked")
 		})
 	}
-	require.Equal(t, http.StatusOK, h.get(t, "Bearer "+token, query("p", "", "", "0")).status)
+	// Each Deployment's token works.
+	require.Equal(t, http.StatusOK, h.get(t, "Bearer "+token, query("pa", "", "", "0")).status)
+	require.Equal(t, http.StatusOK, h.get(t, "Bearer "+token+"-b", query("pb", "", "", "0")).status)
+	require.Len(t, h.srv.Pods(), 2)
 }
 
-func TestEmptyTokenRefusesEverything(t *testing.T) {
-	srv := New(Options{Token: StaticToken(""), Log: logr.Discard()})
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/snapshot?pod=p", nil)
-	req.Header.Set("Authorization", "Bearer ")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+func TestNoTokensRefuseEverything(t *testing.T) {
+	for name, tok := range map[string]*Tokens{"nil": nil, "empty": {}, "too short": tokens(map[string]string{"gw": "short"})} {
+		t.Run(name, func(t *testing.T) {
+			srv := New(Options{Tokens: tok, Log: logr.Discard()})
+			_, err := srv.Publish(sealed(t, 1_000_000))
+			require.NoError(t, err)
+			for _, auth := range []string{"Bearer ", "Bearer short"} {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodGet, "/v1/snapshot?pod=p&wait=0", nil)
+				req.Header.Set("Authorization", auth)
+				srv.Handler().ServeHTTP(rec, req)
+				require.Equal(t, http.StatusUnauthorized, rec.Code)
+			}
+		})
+	}
+}
+
+func TestTokens(t *testing.T) {
+	var tk Tokens
+	_, ok := tk.Match([]byte(token))
+	require.False(t, ok, "the zero value accepts nothing")
+	refused := tk.Set(map[string][]byte{"gw-a": []byte(token), "gw-b": []byte(token + "-b"), "gw-weak": []byte("0123456789")})
+	require.Equal(t, []string{"gw-weak"}, refused)
+	require.Equal(t, []string{"gw-a", "gw-b"}, tk.Clients())
+	for presented, want := range map[string]string{token: "gw-a", token + "-b": "gw-b", "0123456789": "", "": "", token[:31]: ""} {
+		got, ok := tk.Match([]byte(presented))
+		require.Equal(t, want != "", ok, presented)
+		require.Equal(t, want, got)
+	}
+	// Rotation: the old token stops working at once.
+	tk.Set(map[string][]byte{"gw-a": []byte(token + "-rotated"), "gw-b": []byte(token + "-b")})
+	_, ok = tk.Match([]byte(token))
+	require.False(t, ok)
+	got, ok := tk.Match([]byte(token + "-rotated"))
+	require.True(t, ok)
+	require.Equal(t, "gw-a", got)
 }
 
 func TestBadRequests(t *testing.T) {
@@ -335,34 +386,55 @@ func TestWaitIsClampedForExpiry(t *testing.T) {
 	}
 }
 
-func TestFileTokenRotation(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "token")
-	require.NoError(t, os.WriteFile(path, []byte("first\n"), 0o600))
-	ft := &FileToken{Path: path}
-	got, err := ft.Token()
-	require.NoError(t, err)
-	require.Equal(t, "first", string(got))
-	require.NoError(t, os.WriteFile(path, []byte("second-token\n"), 0o600))
-	got, err = ft.Token()
-	require.NoError(t, err)
-	require.Equal(t, "second-token", string(got))
-	require.NoError(t, os.Remove(path))
-	_, err = ft.Token()
-	require.Error(t, err)
-}
-
-func TestServeAndShutdown(t *testing.T) {
-	srv := New(Options{Token: StaticToken(token), Log: logr.Discard()})
+// TestServeTLSOnly: Serve refuses to run without TLS; with it, clients that trust the CA and
+// verify the snapshot server name get through, plain HTTP and clients without the CA do not.
+func TestServeTLSOnly(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	require.ErrorContains(t, New(Options{Log: logr.Discard()}).Serve(context.Background(), l), "TLS only")
+	l.Close()
+
+	m, _, err := certs.Plan(time.Now(), nil, []string{snapshot.TLSServerName}, certs.DefaultPolicy)
+	require.NoError(t, err)
+	srv := New(Options{Tokens: tokens(map[string]string{"gw": token}), Log: logr.Discard(),
+		TLS: &tls.Config{Certificates: []tls.Certificate{*m.Certificate()}, MinVersion: tls.VersionTLS12}})
+	_, err = srv.Publish(sealed(t, 1_000_000))
+	require.NoError(t, err)
+	l, err = net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
+	base := "https://" + l.Addr().String()
 
-	resp, err := http.Get("http://" + l.Addr().String() + "/healthz")
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(m.Bundle()))
+	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: snapshot.TLSServerName}}}
+	defer trusting.CloseIdleConnections()
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/snapshot?pod=p&wait=0", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := trusting.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// No CA, or the wrong name: the handshake fails. Plain HTTP gets no snapshot.
+	stranger := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: snapshot.TLSServerName}}}
+	defer stranger.CloseIdleConnections()
+	_, err = stranger.Get(base + "/healthz")
+	require.Error(t, err)
+	wrongName := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "evil.example"}}}
+	defer wrongName.CloseIdleConnections()
+	_, err = wrongName.Get(base + "/healthz")
+	require.Error(t, err)
+	plain, err := http.NewRequest(http.MethodGet, "http://"+l.Addr().String()+"/v1/snapshot?pod=p&wait=0", nil)
+	require.NoError(t, err)
+	plain.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(plain); err == nil {
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "Go answers plain HTTP on a TLS port with 400")
+		resp.Body.Close()
+	}
 
 	cancel()
 	require.NoError(t, <-done)

@@ -154,7 +154,7 @@ func (h *harness) startOperator() client.Client {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	_, err = controllers.Setup(ctx, mgr, controllers.Options{
-		OperatorNamespace: "llm-gateway-system", SnapshotListener: l, SnapshotToken: []byte("token"),
+		OperatorNamespace: "llm-gateway-system", SnapshotListener: l,
 		DefaultBudget: controllers.DefaultBudgetFlags{Day: "50.00", OnStoreUnavailable: snapshot.FailClosed, UnpricedModels: snapshot.UnpricedReject},
 		BudgetState:   reader, BudgetRefresh: refreshInterval, Clock: h.clock,
 	})
