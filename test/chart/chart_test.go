@@ -83,6 +83,12 @@ func run(m *testing.M) (int, error) {
 // render runs `helm template` (helm from the hack/helm tool module) with the given --set values.
 func render(t *testing.T, namespace string, set ...string) []*unstructured.Unstructured {
 	t.Helper()
+	return decodeAll(t, renderRaw(t, namespace, set...))
+}
+
+// renderRaw returns the manifests `helm template` prints.
+func renderRaw(t *testing.T, namespace string, set ...string) []byte {
+	t.Helper()
 	args := []string{"tool", "-modfile=hack/helm/go.mod", "helm", "template", "rel", "charts/llm-gateway",
 		"--namespace", namespace, "--kube-version", "1.37.2"}
 	for _, s := range set {
@@ -93,7 +99,7 @@ func render(t *testing.T, namespace string, set ...string) []*unstructured.Unstr
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), stderr.String())
-	return decodeAll(t, stdout.Bytes())
+	return stdout.Bytes()
 }
 
 func decodeAll(t *testing.T, data []byte) []*unstructured.Unstructured {
