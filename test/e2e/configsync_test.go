@@ -2,9 +2,17 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -80,18 +88,23 @@ func (o *operator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestConfigSyncWithGateway: the gateway follows the operator; an invalid snapshot is rejected
-// (the last-known-good one keeps serving, /admin/snapshot and the operator are told); a stage
-// change takes effect on the next swap; a restarted pod loads its state from disk.
+// TestConfigSyncWithGateway: the gateway follows the operator (over TLS, trusting only the
+// operator's CA, with its token); an invalid snapshot is rejected (the last-known-good one keeps
+// serving, /admin/snapshot and the operator are told); a stage change takes effect on the next
+// swap; a restarted pod loads its state from disk.
 func TestConfigSyncWithGateway(t *testing.T) {
 	e := newEnv(t, nil)
 	op := &operator{}
-	opSrv := httptest.NewServer(op)
+	opSrv := httptest.NewUnstartedServer(op)
+	caPEM, cert := operatorCertificate(t)
+	opSrv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	opSrv.StartTLS()
 	defer opSrv.Close()
 	dir := t.TempDir()
-	tok := filepath.Join(dir, "token")
+	tok, ca := filepath.Join(dir, "token"), filepath.Join(dir, "ca.crt")
 	require.NoError(t, os.WriteFile(tok, []byte("op-token"), 0o600))
-	cfg := configsync.Config{Source: opSrv.URL, TokenFile: tok, Pod: "gw-0", StateDir: dir, Wait: time.Second,
+	require.NoError(t, os.WriteFile(ca, caPEM, 0o600))
+	cfg := configsync.Config{Source: opSrv.URL, TokenFile: tok, CAFile: ca, Pod: "gw-0", StateDir: dir, Wait: time.Second,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 
 	s := devSnapshot(e.fakeSrv.URL, "")
@@ -102,7 +115,7 @@ func TestConfigSyncWithGateway(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); sync.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-done; sync.Close() }()
 
 	// Invalid: rejected and reported, v1 keeps serving.
 	bad := devSnapshot(e.fakeSrv.URL, "")
@@ -131,10 +144,36 @@ func TestConfigSyncWithGateway(t *testing.T) {
 	require.Equal(t, "legacy", resp.Header.Get("X-Llm-Gateway-Path"))
 
 	// A new pod with the operator down starts from the state directory.
+	// (The pod saves a snapshot after it applied it: wait for the file before the "restart".)
+	require.Eventually(t, func() bool {
+		saved, err := configsync.LoadFile(filepath.Join(dir, configsync.StateFile))
+		return err == nil && saved.Version == v2
+	}, 10*time.Second, 10*time.Millisecond)
 	opSrv.Close()
 	e2 := newEnv(t, nil)
 	require.NoError(t, configsync.New(cfg, e2.gw).Start(context.Background()))
 	require.Equal(t, v2, e2.gw.Version())
+}
+
+// operatorCertificate makes a CA and a serving certificate for the snapshot server name, as
+// the operator does.
+func operatorCertificate(t *testing.T) ([]byte, tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e snapshot CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{snapshot.TLSServerName},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
+		caCert, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func postChat(t *testing.T, base string) *http.Response {
