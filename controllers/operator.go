@@ -245,6 +245,7 @@ type Config struct {
 	SnapshotListen         string
 	SnapshotTokenSecrets   string
 	SnapshotService        string
+	SnapshotAccessRefresh  time.Duration
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 	LeaderElect            bool
@@ -262,6 +263,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"comma-separated Secrets of the operator namespace, one per gateway Deployment, each holding the bearer token its pods present (key \"token\"); a missing one is created with a random token")
 	fs.StringVar(&c.SnapshotService, "snapshot-service", DefaultSnapshotService,
 		"the operator's Service: its DNS names go into the snapshot server's certificate (besides "+snapshot.TLSServerName+")")
+	fs.DurationVar(&c.SnapshotAccessRefresh, "snapshot-access-refresh", DefaultAccessRefresh,
+		"how often the snapshot server's TLS Secret, CA ConfigMap and token Secrets are re-read (a rotation shows within it)")
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint ("0" disables it)`)
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8082", "address of /healthz and /readyz (ready once a snapshot is served)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader among operator replicas; only the leader writes status and the snapshot Secret")
@@ -318,6 +321,7 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config) error {
 		SnapshotAddr:         cfg.SnapshotListen,
 		SnapshotTokenSecrets: splitList(cfg.SnapshotTokenSecrets),
 		SnapshotService:      cfg.SnapshotService,
+		AccessRefresh:        cfg.SnapshotAccessRefresh,
 		DefaultBudget:        cfg.DefaultBudget,
 		BudgetRefresh:        cfg.BudgetRefresh,
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -252,8 +253,7 @@ func startOperator(t *testing.T, podName string) *operatorProcess {
 func startOperatorWith(t *testing.T, podName, snapAddr string) *operatorProcess {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "operator")
-	require.NoError(t, binaries.Build(context.Background(), dir, "operator"))
+	bin := builtBinary(t, "operator")
 	kc := filepath.Join(dir, "kubeconfig")
 	require.NoError(t, os.WriteFile(kc, kubeconfig, 0o600))
 	p := &operatorProcess{snapAddr: snapAddr, probeAddr: freeAddr(t), log: filepath.Join(dir, "operator.log"), exited: make(chan error, 1)}
@@ -264,6 +264,7 @@ func startOperatorWith(t *testing.T, podName, snapAddr string) *operatorProcess 
 		"--leader-elect",
 		"--snapshot-listen", p.snapAddr,
 		"--snapshot-token-secrets", tokenSecretA+","+tokenSecretB,
+		"--snapshot-access-refresh", accessRefresh.String(),
 		"--health-probe-bind-address", p.probeAddr,
 		"--metrics-bind-address", metricsAddr,
 		"--snapshot-secret-namespace", operatorNamespace,
@@ -355,4 +356,36 @@ func waitStoredSnapshot(t *testing.T) *snapshot.Snapshot {
 		return snap.Version == served(t).Version
 	}, timeout, tick, fmt.Sprintf("the Secret %s/%s holds the served snapshot", operatorNamespace, controllers.SnapshotSecretName))
 	return stored
+}
+
+var built struct {
+	sync.Mutex
+	dir   string
+	names map[string]bool
+}
+
+// builtBinary builds bin/<name> once for the whole package run and returns its path.
+func builtBinary(t *testing.T, name string) string {
+	t.Helper()
+	built.Lock()
+	defer built.Unlock()
+	if built.dir == "" {
+		dir, err := os.MkdirTemp("", "operator-test-bin")
+		require.NoError(t, err)
+		built.dir, built.names = dir, map[string]bool{}
+	}
+	if !built.names[name] {
+		require.NoError(t, binaries.Build(context.Background(), built.dir, name))
+		built.names[name] = true
+	}
+	return filepath.Join(built.dir, name)
+}
+
+// removeBuilt deletes the binaries built for the run.
+func removeBuilt() {
+	built.Lock()
+	defer built.Unlock()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
 }

@@ -199,6 +199,7 @@ func run(m *testing.M) (int, error) {
 
 	code := m.Run()
 	closeSnapshotClients()
+	removeBuilt()
 
 	cancel()
 	if err := <-done; err != nil {

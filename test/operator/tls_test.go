@@ -36,7 +36,6 @@ import (
 	"github.com/posthog/llm-gateway/api/v1alpha1"
 	"github.com/posthog/llm-gateway/controllers"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
-	"github.com/posthog/llm-gateway/internal/binaries"
 )
 
 // TestSnapshotTLSAndTokenRotation: two operator replicas serve one certificate; deleting a
@@ -153,10 +152,17 @@ func TestGatewayFollowsOperatorOverTLS(t *testing.T) {
 	secrets := collectSecrets(t, credential)
 
 	// Token rotation: A's Secret is deleted and made again. Until the pod's mounted file
-	// changes it is refused; then it follows again.
+	// changes it is refused; then it follows again. (A new version ends the long poll the
+	// gateway holds, so that its next request shows the old token.)
+	oldToken := secretToken(t, tokenSecretA)
 	var s corev1.Secret
 	require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: tokenSecretA}, &s))
 	require.NoError(t, k8s.Delete(context.Background(), &s))
+	require.Eventually(t, func() bool {
+		status, _, _ := pollWith(t, "https://"+opProc.snapAddr, "Bearer "+oldToken, "tls-rotation-probe", "")
+		return status == http.StatusUnauthorized
+	}, timeout, tick, "the operator process refuses the old token")
+	update(t, b, func() { b.Spec.MaxConcurrentRequests = 10 })
 	require.Eventually(t, func() bool { return gw.metric(t, `llm_gateway_config_sync_errors_total{reason="unauthorized"}`) > 0 },
 		3*timeout, tick, "the gateway's old token is refused")
 	mount()
@@ -193,7 +199,7 @@ func TestGatewayFollowsOperatorOverTLS(t *testing.T) {
 	for _, page := range []string{"/metrics", "/admin/snapshot", "/admin/backends", "/admin/teams", "/admin/streams", "/readyz", "/healthz"} {
 		places["gateway "+page] = get(t, "http://"+gw.admin+page)
 	}
-	require.Contains(t, places["gateway /admin/snapshot"], served(t).Version, "the pages were read")
+	require.Contains(t, places["gateway /admin/snapshot"], `"source": "operator:https://`, "the pages were read")
 	require.Contains(t, places["operator process log"], "serving the snapshot over TLS", "the logs were read")
 	for place, text := range places {
 		for _, secret := range secrets {
@@ -268,10 +274,8 @@ type gatewayProcess struct {
 
 func startGateway(t *testing.T, dir, source, caFile, tokenFile string) *gatewayProcess {
 	t.Helper()
-	bin := filepath.Join(dir, "bin")
-	require.NoError(t, binaries.Build(context.Background(), bin, "gateway"))
 	g := &gatewayProcess{admin: freeAddr(t), out: &logBuffer{}}
-	g.cmd = exec.Command(filepath.Join(bin, "gateway"),
+	g.cmd = exec.Command(builtBinary(t, "gateway"),
 		"--listen", freeAddr(t), "--admin-listen", g.admin,
 		"--config-source", source, "--config-ca-file", caFile, "--config-token-file", tokenFile,
 		"--pod-name", "tls-gateway-process", "--state-dir", filepath.Join(dir, "state"),
