@@ -51,8 +51,8 @@ func wave(t *testing.T, o *unstructured.Unstructured) int {
 }
 
 // The install order under Argo CD: the CRDs (wave -1, healthy once Established), then the
-// operator and what it needs (wave 0: RBAC, service account, token Secret, Redis, the
-// operator's Deployment and Service; it is ready once it serves a snapshot), then the gateway
+// operator and what it needs (wave 0: RBAC, service account, NetworkPolicies, Redis, the
+// operator's Deployment and Services; it is ready once it serves a snapshot), then the gateway
 // pods and what belongs to them (wave 1: Deployment, Service, HPA, PDB). Argo CD applies a
 // wave only when every object of the waves before it is healthy.
 func expectedWave(o *unstructured.Unstructured, gatewayDeployment string) int {
