@@ -351,12 +351,12 @@ func (s *Syncer) client() (*http.Client, error) {
 	return s.caClient, nil
 }
 
-// Close releases idle connections to the operator.
+// Close releases the idle connections of the client the Syncer built for CAFile (a Client
+// given in Config is the caller's to close).
 func (s *Syncer) Close() {
 	if s.caClient != nil {
 		s.caClient.CloseIdleConnections()
 	}
-	s.cfg.Client.CloseIdleConnections()
 }
 
 func (s *Syncer) reject(version, source string, err error) {
