@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"runtime/metrics"
@@ -20,6 +19,7 @@ import (
 	"github.com/posthog/llm-gateway/dataplane/budget"
 	"github.com/posthog/llm-gateway/dataplane/provider"
 	"github.com/posthog/llm-gateway/dataplane/provider/adapters"
+	"github.com/posthog/llm-gateway/dataplane/provider/providertest"
 	"github.com/posthog/llm-gateway/dataplane/record"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 	"github.com/posthog/llm-gateway/test/fakeprovider"
@@ -254,32 +254,32 @@ func (fe *fuzzEnv) check(t *testing.T, in fuzzInput) {
 // differential compares what the gateway acted on with what a last-key-wins parser reads
 // from the bytes it sent upstream.
 func (fe *fuzzEnv) differential(t *testing.T, op provider.Operation, shape snapshot.Shape, up memRequest) {
-	pv, err := readAsProvider(up.body)
+	pv, err := providertest.Read(up.body)
 	if err != nil {
 		t.Fatalf("the gateway sent a body a provider cannot read: %v\n%s", err, clip(up.body))
 	}
-	if len(pv.ambiguous) > 0 {
-		t.Fatalf("the gateway accepted a body a lenient provider may read otherwise (%s): %s", strings.Join(pv.ambiguous, "; "), clip(up.body))
+	if len(pv.Ambiguous) > 0 {
+		t.Fatalf("the gateway accepted a body a lenient provider may read otherwise (%s): %s", strings.Join(pv.Ambiguous, "; "), clip(up.body))
 	}
 	c, ok := fe.rec.last()
 	if !ok {
 		t.Fatal("a call that went upstream was not recorded")
 	}
-	m, err := fe.rt.routes.Resolve(shape, pv.model)
+	m, err := fe.rt.routes.Resolve(shape, pv.Model)
 	if err != nil {
-		t.Fatalf("the provider reads model %q, which no route serves; the gateway routed %q (%s): %s", pv.model, c.RequestedModel, c.Route, clip(up.body))
+		t.Fatalf("the provider reads model %q, which no route serves; the gateway routed %q (%s): %s", pv.Model, c.RequestedModel, c.Route, clip(up.body))
 	}
 	if m.Route.Name != c.Route || m.Canonical != c.CanonicalModel {
 		t.Fatalf("the gateway acted on model %q (route %s, %s) but the provider reads %q (route %s, %s): %s",
-			c.RequestedModel, c.Route, c.CanonicalModel, pv.model, m.Route.Name, m.Canonical, clip(up.body))
+			c.RequestedModel, c.Route, c.CanonicalModel, pv.Model, m.Route.Name, m.Canonical, clip(up.body))
 	}
 	if op == provider.OpCountTokens {
 		return // no admission, no output
 	}
-	if c.Stream != pv.stream {
-		t.Fatalf("the gateway acted on stream=%v but the provider reads stream=%v: %s", c.Stream, pv.stream, clip(up.body))
+	if c.Stream != pv.Stream {
+		t.Fatalf("the gateway acted on stream=%v but the provider reads stream=%v: %s", c.Stream, pv.Stream, clip(up.body))
 	}
-	if op == provider.OpChatCompletions && pv.stream && !pv.includeUsage {
+	if op == provider.OpChatCompletions && pv.Stream && !pv.IncludeUsage {
 		t.Fatalf("an OpenAI chat stream went upstream without stream_options.include_usage true (unmetered): %s", clip(up.body))
 	}
 	adm, ok := fe.budget.last()
@@ -287,16 +287,27 @@ func (fe *fuzzEnv) differential(t *testing.T, op provider.Operation, shape snaps
 		t.Fatal("a call that went upstream was not admitted")
 	}
 	output := adm.EstimateTokens - budget.EstimateInputTokens(string(op), c.RequestBody)
-	limit, fields := pv.outputLimit(op)
-	if fields == 0 {
+	limit, set := pv.OutputLimit(outputLimitFields(op)...)
+	if set == 0 {
 		return // the provider's default: the gateway assumed the model's maximum
 	}
-	if want := pv.n * limit; output < want {
-		t.Fatalf("the gateway admitted %d output tokens but the provider may produce %d (n=%d x %d): %s", output, want, pv.n, limit, clip(up.body))
+	if want := pv.N * limit; output < want {
+		t.Fatalf("the gateway admitted %d output tokens but the provider may produce %d (n=%d x %d): %s", output, want, pv.N, limit, clip(up.body))
 	}
-	if fields == 1 && output != pv.n*limit {
-		t.Fatalf("the gateway admitted %d output tokens; the provider reads a limit of n=%d x %d: %s", output, pv.n, limit, clip(up.body))
+	if set == 1 && output != pv.N*limit {
+		t.Fatalf("the gateway admitted %d output tokens; the provider reads a limit of n=%d x %d: %s", output, pv.N, limit, clip(up.body))
 	}
+}
+
+// outputLimitFields are the members that bound the output of op.
+func outputLimitFields(op provider.Operation) []string {
+	switch op {
+	case provider.OpChatCompletions:
+		return []string{"max_completion_tokens", "max_tokens"}
+	case provider.OpResponses:
+		return []string{"max_output_tokens"}
+	}
+	return []string{"max_tokens"}
 }
 
 // clip shows a body in a failure message: its start and end when it is long.
@@ -305,102 +316,6 @@ func clip(b []byte) string {
 		return fmt.Sprintf("%q", b)
 	}
 	return fmt.Sprintf("%q ... (%d bytes) ... %q", b[:300], len(b), b[len(b)-80:])
-}
-
-// providerView is what a provider reads from a body: the JSON decoded with encoding/json
-// into map[string]any, where the last of duplicate member names wins.
-type providerView struct {
-	model        string
-	stream       bool
-	includeUsage bool
-	n            int64
-	limits       map[string]int64
-	// ambiguous lists values a lenient provider could coerce into something else (Python
-	// servers accept 1 or "true" as a boolean, 100.0 or "100" as an integer).
-	ambiguous []string
-}
-
-func readAsProvider(body []byte) (*providerView, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var top map[string]any
-	if err := dec.Decode(&top); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("trailing data after the body's object")
-	}
-	pv := &providerView{n: 1, limits: map[string]int64{}}
-	model, ok := top["model"].(string)
-	if !ok {
-		pv.ambiguous = append(pv.ambiguous, fmt.Sprintf("model is %T", top["model"]))
-	}
-	pv.model = model
-	pv.stream = pv.boolean(top, "stream")
-	if so, ok := top["stream_options"].(map[string]any); ok {
-		pv.includeUsage = pv.boolean(so, "include_usage")
-	}
-	for _, f := range []string{"max_tokens", "max_completion_tokens", "max_output_tokens"} {
-		if v, ok := pv.integer(top, f); ok {
-			pv.limits[f] = v
-		}
-	}
-	if v, ok := pv.integer(top, "n"); ok {
-		if v < 1 {
-			pv.ambiguous = append(pv.ambiguous, fmt.Sprintf("n is %d", v))
-		}
-		pv.n = max(v, 1)
-	}
-	return pv, nil
-}
-
-// boolean reads an optional boolean member: null and absent are false.
-func (pv *providerView) boolean(obj map[string]any, name string) bool {
-	switch v := obj[name].(type) {
-	case nil:
-		return false
-	case bool:
-		return v
-	default:
-		pv.ambiguous = append(pv.ambiguous, fmt.Sprintf("%s is %T %v", name, v, v))
-		return false
-	}
-}
-
-// integer reads an optional non-negative integer member written as one.
-func (pv *providerView) integer(obj map[string]any, name string) (int64, bool) {
-	v, present := obj[name]
-	if !present || v == nil {
-		return 0, false
-	}
-	num, ok := v.(json.Number)
-	if ok {
-		if i, err := num.Int64(); err == nil && i >= 0 && i <= math.MaxInt32 {
-			return i, true
-		}
-	}
-	pv.ambiguous = append(pv.ambiguous, fmt.Sprintf("%s is %T %v", name, v, v))
-	return 0, false
-}
-
-// outputLimit is the largest output limit the provider reads for op, and how many limit
-// fields the body sets.
-func (pv *providerView) outputLimit(op provider.Operation) (limit int64, fields int) {
-	var names []string
-	switch op {
-	case provider.OpChatCompletions:
-		names = []string{"max_completion_tokens", "max_tokens"}
-	case provider.OpResponses:
-		names = []string{"max_output_tokens"}
-	default:
-		names = []string{"max_tokens"}
-	}
-	for _, n := range names {
-		if v, ok := pv.limits[n]; ok {
-			limit, fields = max(limit, v), fields+1
-		}
-	}
-	return limit, fields
 }
 
 // requireFuzzError: an answer the gateway wrote itself is an error in the caller's shape.

@@ -71,8 +71,8 @@ const (
 	// firehoseIdle is the firehose backend's idle timeout: a stream client that reads nothing
 	// for this long is gone (issue 9: write deadlines on every flush).
 	firehoseIdle = 1500 * time.Millisecond
-	// serverTimeout is what the suite sets the gateway's read-header and body-read timeouts
-	// to (see gatewayEnv), so the slow-client cases are cheap.
+	// serverTimeout is what the suite sets the gateway's read-header, body-read and idle
+	// keep-alive timeouts to (see gatewayEnv), so the slow-client cases are cheap.
 	serverTimeout = 2 * time.Second
 	// maxConnections is the per-pod connection cap the suite sets (see gatewayEnv).
 	maxConnections = 256
@@ -89,6 +89,7 @@ func gatewayEnv() []string {
 	return []string{
 		"LLM_GATEWAY_READ_HEADER_TIMEOUT=" + ms(serverTimeout),
 		"LLM_GATEWAY_BODY_READ_TIMEOUT=" + ms(serverTimeout),
+		"LLM_GATEWAY_IDLE_TIMEOUT=" + ms(serverTimeout),
 		"LLM_GATEWAY_MAX_CONNECTIONS=" + strconv.Itoa(maxConnections),
 		"LLM_GATEWAY_MAX_INFLIGHT_BODY_BYTES=" + strconv.Itoa(maxInflightBodyBytes),
 	}
@@ -611,6 +612,31 @@ func (p *gatewayProc) do(t *testing.T, r request) response {
 	require.NoError(t, err)
 	defer conn.Close()
 	return roundTrip(conn, p.listen, r)
+}
+
+// roundTripKeep sends r on conn and reads its response, leaving the connection open.
+func roundTripKeep(t *testing.T, conn net.Conn, host string, r request) response {
+	t.Helper()
+	require.Nil(t, r.stream, "roundTripKeep sends whole bodies")
+	var head bytes.Buffer
+	fmt.Fprintf(&head, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.method, r.path, host)
+	for k, vs := range r.header {
+		for _, v := range vs {
+			fmt.Fprintf(&head, "%s: %s\r\n", k, v)
+		}
+	}
+	fmt.Fprintf(&head, "Content-Length: %d\r\n\r\n", len(r.body))
+	head.Write(r.body)
+	_ = conn.SetDeadline(time.Now().Add(caseDeadline))
+	_, err := conn.Write(head.Bytes())
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: r.method})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	_ = conn.SetDeadline(time.Time{})
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
 }
 
 func roundTrip(conn net.Conn, host string, r request) response {

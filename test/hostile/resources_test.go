@@ -22,6 +22,7 @@ func resourceCases() []hostileCase {
 	return []hostileCase{
 		{name: "a slow body", run: slowBody},
 		{name: "slow headers", run: slowHeaders},
+		{name: "an idle keep-alive connection", reach: []string{"provider"}, run: idleKeepAlive},
 		{name: "a header larger than the server reads", run: headerBomb},
 		{name: "a stream client that never reads", reach: []string{"firehose"}, run: neverReadingStream},
 		{name: "2,000 idle connections", run: idleConnections},
@@ -235,8 +236,43 @@ func idleConnections(t *testing.T, s *suite) {
 		max, n, s.base.FDs, maxConnections)
 	require.NoError(t, resp.err, "an ordinary request during the flood got no answer")
 	if resp.status != 200 {
-		requireError(t, resp, openAI, http.StatusServiceUnavailable, http.StatusTooManyRequests)
+		requireRefusal(t, resp)
 	}
+	_, m := s.gw.adminGet("/metrics")
+	require.Regexp(t, `(?m)^llm_gateway_connections_refused_total [1-9]`, m, "refused connections are counted")
+	require.Regexp(t, `(?m)^llm_gateway_connections_limit `+itoa(maxConnections)+`$`, m, "the cap is exported")
+}
+
+// requireRefusal: a connection over the pod's cap is refused before any request on it is
+// read (so in no caller's shape in particular): 503 with retry-after, a JSON error object
+// marked as the gateway's, nothing internal.
+func requireRefusal(t *testing.T, resp response) {
+	t.Helper()
+	require.Equal(t, http.StatusServiceUnavailable, resp.status, "%s", resp)
+	require.Equal(t, "gateway", resp.header.Get("X-Gateway-Error-Source"))
+	require.NotEmpty(t, resp.header.Get("Retry-After"))
+	var v struct {
+		Error struct {
+			Type, Message string
+		}
+	}
+	require.NoError(t, json.Unmarshal(resp.body, &v), "%s", resp)
+	require.NotEmpty(t, v.Error.Message, "%s", resp)
+	requireNoLeak(t, resp.body)
+}
+
+// idleKeepAlive: a connection that sent one request and then nothing is closed by the
+// gateway after its idle timeout.
+func idleKeepAlive(t *testing.T, s *suite) {
+	conn, err := net.Dial("tcp", s.gw.listen)
+	require.NoError(t, err)
+	defer conn.Close()
+	resp := roundTripKeep(t, conn, s.gw.listen, post("/v1/chat/completions", auth(keyAlpha), chatBody(modelGPT, "")))
+	require.Equal(t, 200, resp.status, "%s", resp)
+	_ = conn.SetReadDeadline(time.Now().Add(caseDeadline))
+	n, err := conn.Read(make([]byte, 1))
+	require.Error(t, err, "the gateway sent %d bytes on an idle connection", n)
+	require.False(t, isTimeout(err), "the gateway kept an idle keep-alive connection for %s", caseDeadline)
 }
 
 // watchFDs samples the process's open descriptors every 20 ms until the returned stop is
