@@ -329,10 +329,11 @@ func clientErrorsKeepBreakerClosed(t *testing.T, s *suite) {
 		`{"model":"` + modelBreaker + `","max_tokens":100,"stream":false,` + hello + `,"stream":true}`,
 		`{"model":"` + modelBreaker + `","max_tokens":100,"stream":"yes",` + hello + `}`,
 		`{"model":"` + modelBreaker + `","max_tokens":100,"stream":[true],` + hello + `}`,
-		// Bodies the provider rejects as invalid.
-		`{"model":"` + modelBreaker + `","max_tokens":100}`,
-		`{"model":"` + modelBreaker + `","max_tokens":100,"messages":"hello"}`,
-		`{"model":"` + modelBreaker + `","max_tokens":100,"stream_options":{"include_usage":true},` + hello + `}`,
+	}
+	// Bodies the provider rejects as invalid (400), more than the failure threshold in a row.
+	for range 2 {
+		bodies = append(bodies, `{"model":"`+modelBreaker+`","max_tokens":100}`,
+			`{"model":"`+modelBreaker+`","max_tokens":100,"stream_options":{"include_usage":true},`+hello+`}`)
 	}
 	for _, b := range bodies {
 		resp := s.gw.do(t, post("/v1/chat/completions", auth(keyAlpha), b))

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
 )
 
 // View is what a provider reads from a request body.
@@ -34,11 +35,13 @@ type View struct {
 	// Sticky names server-side state the body refers to: "previous_response_id" (a non-empty
 	// string) or "conversation" (any non-null value).
 	Sticky string
-	// Ambiguous lists the members a lenient provider could read as something else than what
-	// their JSON type says: a non-boolean stream or include_usage (Python servers take 1 or
-	// "true" as true), a non-integer output limit or n ("100" or 100.0 as 100), an n below 1, a
-	// model that is not a string. A gateway that acts on a body must not accept any of these.
-	Ambiguous []string
+	// Ambiguous maps the members a lenient provider could read as something else than what
+	// their JSON type says (by path: "stream", "stream_options.include_usage", ...) to what
+	// they hold: a non-boolean stream or include_usage (Python servers take 1 or "true" as
+	// true), a non-integer output limit or n ("100" or 100.0 as 100), an n below 1, a model
+	// that is not a string. A gateway must not act on a body with one its operation reads
+	// (AmbiguousFor).
+	Ambiguous map[string]string
 	// Top is the decoded top-level object (numbers as json.Number).
 	Top map[string]any
 }
@@ -60,7 +63,7 @@ func Read(body []byte) (*View, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, ErrNotObject
 	}
-	v := &View{N: 1, Limits: map[string]int64{}, Top: top}
+	v := &View{N: 1, Limits: map[string]int64{}, Ambiguous: map[string]string{}, Top: top}
 	if m, ok := top["model"]; ok {
 		if s, ok := m.(string); ok {
 			v.Model = s
@@ -79,7 +82,7 @@ func Read(body []byte) (*View, error) {
 	}
 	if n, ok := v.integer(top, "n"); ok {
 		if n < 1 {
-			v.Ambiguous = append(v.Ambiguous, fmt.Sprintf("n is %d", n))
+			v.ambiguous("n", n)
 		} else {
 			v.N = n
 		}
@@ -104,8 +107,20 @@ func (v *View) OutputLimit(names ...string) (limit int64, set int) {
 	return limit, set
 }
 
-func (v *View) ambiguous(name string, val any) {
-	v.Ambiguous = append(v.Ambiguous, fmt.Sprintf("%s is %T %v", name, val, val))
+func (v *View) ambiguous(path string, val any) {
+	v.Ambiguous[path] = fmt.Sprintf("%T %v", val, val)
+}
+
+// AmbiguousFor lists the ambiguous members among those named ("path: value"), sorted.
+func (v *View) AmbiguousFor(paths ...string) []string {
+	var out []string
+	for _, p := range paths {
+		if a, ok := v.Ambiguous[p]; ok {
+			out = append(out, p+": "+a)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // boolean reads an optional boolean member of obj (path names it for Ambiguous).

@@ -36,6 +36,7 @@ func TestRead(t *testing.T) {
 			v, err := Read([]byte(tt.body))
 			require.NoError(t, err)
 			require.Len(t, v.Ambiguous, tt.ambiguous, "%v", v.Ambiguous)
+			require.Len(t, v.AmbiguousFor("model", "stream", "stream_options.include_usage", "n", "max_tokens", "max_completion_tokens"), tt.ambiguous)
 			v.Ambiguous, v.Top = nil, nil
 			require.Equal(t, tt.want, *v)
 		})
@@ -47,6 +48,14 @@ func TestReadRejects(t *testing.T) {
 		_, err := Read([]byte(b))
 		require.Error(t, err, b)
 	}
+}
+
+func TestAmbiguousFor(t *testing.T) {
+	v, err := Read([]byte(`{"model":"m","n":"2","stream":1}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"n: string 2", "stream: json.Number 1"}, v.AmbiguousFor("stream", "n"))
+	require.Equal(t, []string{"stream: json.Number 1"}, v.AmbiguousFor("model", "stream", "max_output_tokens"))
+	require.Empty(t, v.AmbiguousFor("model"))
 }
 
 func TestOutputLimit(t *testing.T) {
