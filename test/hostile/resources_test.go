@@ -229,11 +229,11 @@ func idleConnections(t *testing.T, s *suite) {
 			body: []byte(chatBody(modelGPT, "")), deadline: 90 * time.Second})
 	}()
 	resp := <-done
-	max := stopWatch()
+	peak := stopWatch()
 	require.True(t, s.gw.alive())
 	limit := s.base.FDs + maxConnections + tolFDs
-	require.LessOrEqual(t, max, limit, "the gateway held %d descriptors for %d idle connections (baseline %d, cap %d): no connection cap",
-		max, n, s.base.FDs, maxConnections)
+	require.LessOrEqual(t, peak, limit, "the gateway held %d descriptors for %d idle connections (baseline %d, cap %d): no connection cap",
+		peak, n, s.base.FDs, maxConnections)
 	require.NoError(t, resp.err, "an ordinary request during the flood got no answer")
 	if resp.status != 200 {
 		requireRefusal(t, resp)
@@ -279,13 +279,13 @@ func idleKeepAlive(t *testing.T, s *suite) {
 // called, which returns the largest count seen.
 func (p *gatewayProc) watchFDs() (stop func() int) {
 	var mu sync.Mutex
-	max := 0
+	most := 0
 	quit := make(chan struct{})
 	done := make(chan struct{})
 	sample := func() {
 		if fds, err := os.ReadDir("/proc/" + itoa(p.pid) + "/fd"); err == nil {
 			mu.Lock()
-			max = maxInt(max, len(fds))
+			most = max(most, len(fds))
 			mu.Unlock()
 		}
 	}
@@ -306,15 +306,8 @@ func (p *gatewayProc) watchFDs() (stop func() int) {
 		sample()
 		mu.Lock()
 		defer mu.Unlock()
-		return max
+		return most
 	}
-}
-
-func maxInt(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // clientErrorsKeepBreakerClosed sends bodies the gateway or the provider rejects as the
