@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/gjson"
 
+	"github.com/posthog/llm-gateway/dataplane/provider/providertest"
 	"github.com/posthog/llm-gateway/internal/jsonx"
 )
 
@@ -206,49 +207,34 @@ func checkDifferential(t *testing.T, op Operation, body []byte, defaultMax, maxM
 	out, err = EnsureModel(out, upstreamModel)
 	require.NoError(t, err)
 
-	sent := decode(t, out)
-	orig := decode(t, body)
-	require.Equal(t, info.Model, orig["model"], "model")
-	require.Equal(t, upstreamModel, sent["model"], "model sent")
-	require.Equal(t, info.Stream, sent["stream"] == true, "stream")
-	if v, ok := sent["stream"]; ok && v != nil {
-		require.IsType(t, true, v, "stream is a boolean")
-	}
+	sent := readAsProvider(t, op, out)
+	orig := readAsProvider(t, op, body)
+	require.Equal(t, info.Model, orig.Model, "model")
+	require.Equal(t, upstreamModel, sent.Model, "model sent")
+	require.Equal(t, info.Stream, sent.Stream, "stream")
 
-	limit := intOf(t, sent[info.MaxTokensField])
+	limit := sent.Limits[info.MaxTokensField]
 	require.Equal(t, info.MaxTokens, limit, "%s", info.MaxTokensField)
 	if maxMax > 0 && op != OpCountTokens { // count_tokens generates nothing: not edited
 		require.LessOrEqual(t, limit, maxMax, "clamped")
 	}
 	if op == OpChatCompletions {
 		other := map[string]string{"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}[info.MaxTokensField]
-		require.Nil(t, sent[other], "only one output limit")
-		n := int64(1)
-		if v := sent["n"]; v != nil {
-			n = intOf(t, v)
-		}
-		require.Equal(t, info.N, n, "n")
-		opts, _ := orig["stream_options"].(map[string]any)
-		require.Equal(t, info.IncludeUsage, opts["include_usage"] == true, "include_usage")
+		require.NotContains(t, sent.Limits, other, "only one output limit")
+		require.Equal(t, info.N, sent.N, "n")
+		require.Equal(t, info.IncludeUsage, orig.IncludeUsage, "include_usage")
 		require.Equal(t, info.IncludeUsage || !info.Stream, clientWantsUsage)
 		if info.Stream {
-			opts, _ := sent["stream_options"].(map[string]any)
-			require.Equal(t, true, opts["include_usage"], "include_usage sent")
+			require.True(t, sent.IncludeUsage, "include_usage sent")
 		}
 	} else {
 		require.Equal(t, int64(1), info.N)
 	}
 	if op == OpResponses {
-		sticky := ""
-		if s, _ := sent["previous_response_id"].(string); s != "" {
-			sticky = "previous_response_id"
-		} else if sent["conversation"] != nil {
-			sticky = "conversation"
-		}
-		require.Equal(t, sticky, info.Sticky, "sticky")
+		require.Equal(t, sent.Sticky, info.Sticky, "sticky")
 	}
 	if op == OpMessages || op == OpCountTokens {
-		w, h := oracleCacheControl(sent)
+		w, h := sent.CacheWrite, sent.CacheWrite1h
 		require.Equal(t, w, info.CacheWrite, "cache write")
 		require.Equal(t, h, info.CacheWrite1h, "cache write 1h")
 		// Both ways of finding cache_control agree with the oracle (Inspect uses the walk only
@@ -281,46 +267,21 @@ func checkDifferential(t *testing.T, op Operation, body []byte, defaultMax, maxM
 
 var surrogateEscape = regexp.MustCompile(`\\u[dD][89a-fA-F]`)
 
-func decode(t *testing.T, b []byte) map[string]any {
+// readAsProvider is the oracle (providertest.Read): what a provider reads from b. None of the
+// members op reads may hold a value a lenient provider could coerce (stream 1, n "2", ...).
+func readAsProvider(t *testing.T, op Operation, b []byte) *providertest.View {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var m map[string]any
-	require.NoError(t, dec.Decode(&m))
-	return m
-}
-
-// intOf reads an output limit or n as the provider would: absent or null is 0.
-func intOf(t *testing.T, v any) int64 {
-	t.Helper()
-	if v == nil {
-		return 0
+	v, err := providertest.Read(b)
+	require.NoError(t, err)
+	members := []string{"model", "stream", "max_tokens"}
+	switch op {
+	case OpChatCompletions:
+		members = append(members, "stream_options.include_usage", "n", "max_completion_tokens")
+	case OpResponses:
+		members = []string{"model", "stream", "max_output_tokens"}
 	}
-	n, ok := v.(json.Number)
-	require.True(t, ok, "%v is a number", v)
-	i, err := n.Int64()
-	require.NoError(t, err, "%v is an integer", v)
-	return i
-}
-
-func oracleCacheControl(v any) (write, write1h bool) {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			if cc, ok := e.(map[string]any); ok && k == "cache_control" {
-				write = true
-				write1h = write1h || cc["ttl"] == "1h"
-			}
-			w, h := oracleCacheControl(e)
-			write, write1h = write || w, write1h || h
-		}
-	case []any:
-		for _, e := range v {
-			w, h := oracleCacheControl(e)
-			write, write1h = write || w, write1h || h
-		}
-	}
-	return write, write1h
+	require.Empty(t, v.AmbiguousFor(members...), "typed members")
+	return v
 }
 
 // normalize makes gjson's and encoding/json's decoded values comparable (gjson decodes every
