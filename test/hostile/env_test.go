@@ -53,20 +53,20 @@ const (
 	canaryCredential = "canary-upstream-secret-7988"
 
 	// Models, one route each.
-	modelGPT       = "gpt-4o"            // OpenAI shape, the fake provider
-	modelClaude    = "claude-sonnet-4-5" // Anthropic shape, the fake provider
-	modelGPTDead   = "gpt-4.1"           // OpenAI shape, a loopback port nothing listens on
-	modelClaudeDev = "claude-haiku-4-5"  // Anthropic shape, a loopback port nothing listens on
-	modelFirehose  = "gpt-4o-mini"       // OpenAI shape, an upstream that streams until cancelled
-	modelThrottled = "gpt-4.1-mini"      // OpenAI shape, an upstream that answers 429 with a huge retry-after
-	modelBreaker   = "gpt-4.1-nano"      // OpenAI shape, the fake provider through a backend of its own (breaker case)
-	modelStall     = "o4-mini"           // OpenAI shape, an upstream that holds every call until it is cancelled
+	modelGPT        = "gpt-4o"            // OpenAI shape, the fake provider
+	modelClaude     = "claude-sonnet-4-5" // Anthropic shape, the fake provider
+	modelGPTDead    = "gpt-4.1"           // OpenAI shape, a loopback port nothing listens on
+	modelClaudeDead = "claude-haiku-4-5"  // Anthropic shape, a loopback port nothing listens on
+	modelFirehose   = "gpt-4o-mini"       // OpenAI shape, an upstream that streams until cancelled
+	modelThrottled  = "gpt-4.1-mini"      // OpenAI shape, an upstream that answers 429 with a huge retry-after
+	modelBreaker    = "gpt-4.1-nano"      // OpenAI shape, the fake provider through a backend of its own (breaker case)
+	modelStall      = "o4-mini"           // OpenAI shape, an upstream that holds every call until it is cancelled
 
 	// maxRequestCostMicros is team alpha's per-request ceiling ($0.20): an ordinary call
 	// (max_tokens 1000 on gpt-4o is $0.01) passes; 64 choices of it, or a megabyte of text, do not.
 	maxRequestCostMicros = 200_000
-	// maxBodyBytes is the gateway's --max-body-bytes (today's default, written explicitly so
-	// the cases that fill it know its size).
+	// maxBodyBytes is the gateway's --max-body-bytes, given explicitly so that the cases that
+	// fill it know its size.
 	maxBodyBytes = 32 << 20
 	// firehoseIdle is the firehose backend's idle timeout: a stream client that reads nothing
 	// for this long is gone (issue 9: write deadlines on every flush).
@@ -85,11 +85,10 @@ const (
 // does not have them yet still starts (it ignores unknown variables) and the cases that need
 // them fail on their assertions rather than on a flag error.
 func gatewayEnv() []string {
-	ms := func(d time.Duration) string { return d.String() }
 	return []string{
-		"LLM_GATEWAY_READ_HEADER_TIMEOUT=" + ms(serverTimeout),
-		"LLM_GATEWAY_BODY_READ_TIMEOUT=" + ms(serverTimeout),
-		"LLM_GATEWAY_IDLE_TIMEOUT=" + ms(serverTimeout),
+		"LLM_GATEWAY_READ_HEADER_TIMEOUT=" + serverTimeout.String(),
+		"LLM_GATEWAY_BODY_READ_TIMEOUT=" + serverTimeout.String(),
+		"LLM_GATEWAY_IDLE_TIMEOUT=" + serverTimeout.String(),
 		"LLM_GATEWAY_MAX_CONNECTIONS=" + strconv.Itoa(maxConnections),
 		"LLM_GATEWAY_MAX_INFLIGHT_BODY_BYTES=" + strconv.Itoa(maxInflightBodyBytes),
 	}
@@ -104,7 +103,7 @@ func gatewayBinary(t *testing.T) string {
 }
 
 // tap records every request that reaches an upstream server, whatever its path (the fake
-// provider's own log keeps only the paths it serves). A body larger than tapMaxBody is
+// provider's own log keeps only the paths it serves). A body larger than maxBody is
 // recorded and answered 413 by the tap itself (for the fake provider, which is not built to
 // chew on megabytes of nesting: only a gateway that lets a hostile body through sends one).
 type tap struct {
@@ -148,7 +147,7 @@ func (tp *tap) reset() {
 // upstream is one fake server behind the gateway.
 type upstream struct {
 	name string
-	fake *fakeprovider.Server // nil for the firehose
+	fake *fakeprovider.Server // nil for the firehose and the stall
 	tap  *tap
 	srv  *httptest.Server
 }
@@ -294,7 +293,7 @@ func (s *suite) snapshot() *snapshot.Snapshot {
 			one("hostile/gpt", snapshot.ShapeOpenAI, modelGPT, "hostile/openai"),
 			one("hostile/claude", snapshot.ShapeAnthropic, modelClaude, "hostile/anthropic"),
 			one("hostile/gpt-dead", snapshot.ShapeOpenAI, modelGPTDead, "hostile/openai-dead"),
-			one("hostile/claude-dead", snapshot.ShapeAnthropic, modelClaudeDev, "hostile/anthropic-dead"),
+			one("hostile/claude-dead", snapshot.ShapeAnthropic, modelClaudeDead, "hostile/anthropic-dead"),
 			one("hostile/firehose", snapshot.ShapeOpenAI, modelFirehose, "hostile/firehose"),
 			one("hostile/throttled", snapshot.ShapeOpenAI, modelThrottled, "hostile/throttled"),
 			one("hostile/breaker", snapshot.ShapeOpenAI, modelBreaker, "hostile/openai-breaker"),

@@ -92,7 +92,7 @@ func tenancyCases() []hostileCase {
 			}},
 		{name: "unreachable backend: no internal address in the error (Anthropic)",
 			run: func(t *testing.T, s *suite) {
-				resp := s.gw.do(t, post("/v1/messages", anthropicAuth(keyAlpha), messagesBody(modelClaudeDev, "")))
+				resp := s.gw.do(t, post("/v1/messages", anthropicAuth(keyAlpha), messagesBody(modelClaudeDead, "")))
 				requireError(t, resp, anthropic, 502, 503, 529)
 				require.NotContains(t, string(resp.body), s.deadAddr)
 			}},
