@@ -58,6 +58,12 @@ func parsingCases() []hostileCase {
 			run: expect(msgP(`{"model":"`+modelClaude+`","max_tokens":100,`+hello+`,"max_tokens":100000000}`), anthropic, 400)},
 		{name: "duplicate include_usage in stream_options",
 			run: expect(chatP(`{"model":"`+modelGPT+`","max_tokens":100,"stream":true,"stream_options":{"include_usage":true,"include_usage":false},`+hello+`}`), openAI, 400)},
+		{name: "duplicate keys in thinking",
+			run: expect(msgP(`{"model":"`+modelClaude+`","max_tokens":2048,"thinking":{"type":"enabled","budget_tokens":1024,"budget_tokens":60000},`+hello+`}`), anthropic, 400)},
+		{name: "duplicate keys in metadata",
+			run: expect(msgP(`{"model":"`+modelClaude+`","max_tokens":100,"metadata":{"user_id":"a","user_id":"b"},`+hello+`}`), anthropic, 400)},
+		{name: "duplicate keys in a tools entry",
+			run: expect(msgP(`{"model":"`+modelClaude+`","max_tokens":100,"tools":[{"name":"t","input_schema":{"type":"object"},"cache_control":{"type":"ephemeral","ttl":"5m","ttl":"1h"}}],`+hello+`}`), anthropic, 400)},
 		{name: "duplicate n keys",
 			run: expect(chatP(`{"model":"`+modelGPT+`","max_tokens":100,"n":1,`+hello+`,"n":64}`), openAI, 400)},
 

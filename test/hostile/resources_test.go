@@ -2,12 +2,14 @@ package hostile
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +26,7 @@ func resourceCases() []hostileCase {
 		{name: "slow headers", run: slowHeaders},
 		{name: "an idle keep-alive connection", reach: []string{"provider"}, run: idleKeepAlive},
 		{name: "a header larger than the server reads", run: headerBomb},
+		{name: "128 KiB of headers", run: headers128k},
 		{name: "a stream client that never reads", reach: []string{"firehose"}, run: neverReadingStream},
 		{name: "2,000 idle connections", run: idleConnections},
 		{name: "request bodies over the pod's in-flight bound", reach: []string{"stall"}, run: inflightBodies},
@@ -116,6 +119,18 @@ func headerBomb(t *testing.T, s *suite) {
 	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.status, "%s", resp)
 }
 
+// headers128k: headers well under Go's default bound (1 MiB) but over what a request needs;
+// the gateway's MaxHeaderBytes refuses them (431) and nothing reaches the provider.
+func headers128k(t *testing.T, s *suite) {
+	h := auth(keyAlpha)
+	for i := range 32 {
+		h.Set("X-Pad-"+itoa(i), strings.Repeat("p", 4<<10))
+	}
+	resp := s.gw.do(t, request{method: "POST", path: "/v1/chat/completions", header: h, body: []byte(chatBody(modelGPT, ""))})
+	require.NoError(t, resp.err)
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.status, "%s", resp)
+}
+
 // neverReadingStream starts a stream from an upstream that sends as fast as it can, reads
 // the response headers and then nothing, holding the connection open. Within the backend's
 // idle timeout of the stream stalling, the gateway must treat the client as gone: the
@@ -138,6 +153,7 @@ func neverReadingStream(t *testing.T, s *suite) {
 	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 512), nil)
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.StatusCode)
+	requestID := resp.Header.Get("X-Request-Id")
 	// From here on the client reads nothing and keeps the connection open.
 
 	deadline := time.Now().Add(firehoseIdle + caseDeadline)
@@ -153,6 +169,29 @@ func neverReadingStream(t *testing.T, s *suite) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	s.requireNoHold(t, "alpha")
+	ev := s.gw.waitEvent(t, requestID)
+	require.Equal(t, true, ev["llm_gateway_client_disconnected"], "recorded like any disconnect: %v", ev)
+}
+
+// waitEvent waits for the recorded $ai_generation event of a request (the standalone gateway
+// writes events to <state-dir>/events.jsonl) and returns its properties.
+func (p *gatewayProc) waitEvent(t *testing.T, requestID string) map[string]any {
+	t.Helper()
+	require.NotEmpty(t, requestID)
+	deadline := time.Now().Add(caseDeadline)
+	for {
+		b, _ := os.ReadFile(filepath.Join(p.stateDir, "events.jsonl"))
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var ev struct {
+				Properties map[string]any `json:"properties"`
+			}
+			if json.Unmarshal(line, &ev) == nil && ev.Properties["llm_gateway_request_id"] == requestID {
+				return ev.Properties
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "no event recorded for request %s", requestID)
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // requireNoHold waits until team's budget holds no reservation and counts no call in flight:
@@ -174,8 +213,9 @@ func (s *suite) requireNoHold(t *testing.T, team string) {
 }
 
 type budgetState struct {
-	ReservedMicros int64 `json:"reservedMicros"`
-	InFlight       int64 `json:"inFlight"`
+	ReservedMicros     int64 `json:"reservedMicros"`
+	InFlight           int64 `json:"inFlight"`
+	RequestsLastMinute int64 `json:"requestsLastMinute"`
 }
 
 func (p *gatewayProc) teamBudget(team string) (budgetState, error) {

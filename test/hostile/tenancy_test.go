@@ -46,9 +46,9 @@ func tenancyCases() []hostileCase {
 
 		// A product names a team: it must be the key's own.
 		{name: "product of another team in the path",
-			run: expect(post("/"+productBeta+"/v1/chat/completions", auth(keyAlpha), chat), openAI, 403)},
+			run: notAsBeta(expect(post("/"+productBeta+"/v1/chat/completions", auth(keyAlpha), chat), openAI, 403))},
 		{name: "product of another team in X-PostHog-Product",
-			run: expect(post("/v1/messages", with(anthropicAuth(keyAlpha), "X-PostHog-Product", productBeta), msg), anthropic, 403)},
+			run: notAsBeta(expect(post("/v1/messages", with(anthropicAuth(keyAlpha), "X-PostHog-Product", productBeta), msg), anthropic, 403))},
 
 		// The client's query string and organisation headers are not the gateway's to forward.
 		{name: "query string never reaches the provider (OpenAI)", reach: []string{"provider"},
@@ -119,6 +119,20 @@ func tenancyCases() []hostileCase {
 	cs = append(cs, hostileCase{name: "gateway team, path traversal",
 		run: expect(request{method: "POST", target: "/v1/chat/completions/../../../admin/backends", header: auth(keyAlpha), body: []byte(chat)}, openAI, 404)})
 	return cs
+}
+
+// notAsBeta runs a case and asserts that it did not count as a call of team beta: beta's
+// request counter (a sliding minute) did not grow and it holds no budget.
+func notAsBeta(run func(t *testing.T, s *suite)) func(t *testing.T, s *suite) {
+	return func(t *testing.T, s *suite) {
+		before, err := s.gw.teamBudget("beta")
+		require.NoError(t, err)
+		run(t, s)
+		after, err := s.gw.teamBudget("beta")
+		require.NoError(t, err)
+		require.LessOrEqual(t, after.RequestsLastMinute, before.RequestsLastMinute, "a call of team alpha counted as team beta's")
+		require.Zero(t, after.ReservedMicros)
+	}
 }
 
 // wrongKey: a key that is no gateway key, sent to a team still served by its legacy gateway,
