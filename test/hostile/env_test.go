@@ -66,18 +66,22 @@ const (
 	// (max_tokens 1000 on gpt-4o is $0.01) passes; 64 choices of it, or a megabyte of text, do not.
 	maxRequestCostMicros = 200_000
 	// maxBodyBytes is the gateway's --max-body-bytes, given explicitly so that the cases that
-	// fill it know its size.
-	maxBodyBytes = 32 << 20
+	// fill it know its size (16 MiB of "[" is more than enough to overflow a recursive parser's
+	// 1 GB goroutine stack).
+	maxBodyBytes = 16 << 20
 	// firehoseIdle is the firehose backend's idle timeout: a stream client that reads nothing
 	// for this long is gone (issue 9: write deadlines on every flush).
 	firehoseIdle = 1500 * time.Millisecond
-	// serverTimeout is what the suite sets the gateway's read-header, body-read and idle
-	// keep-alive timeouts to (see gatewayEnv), so the slow-client cases are cheap.
+	// serverTimeout is what the suite sets the gateway's read-header and idle keep-alive
+	// timeouts to (see gatewayEnv), so the slow-client cases are cheap.
 	serverTimeout = 2 * time.Second
+	// bodyReadTimeout is the gateway's --body-read-timeout: long enough for a body of
+	// --max-body-bytes on a machine busy with other work, short enough for the slow-body case.
+	bodyReadTimeout = 10 * time.Second
 	// maxConnections is the per-pod connection cap the suite sets (see gatewayEnv).
 	maxConnections = 256
 	// maxInflightBodyBytes bounds the request-body bytes the pod holds at once (see gatewayEnv).
-	maxInflightBodyBytes = 48 << 20
+	maxInflightBodyBytes = 24 << 20
 )
 
 // gatewayEnv is the environment bin/gateway runs with: every flag is also LLM_GATEWAY_<FLAG>.
@@ -87,7 +91,7 @@ const (
 func gatewayEnv() []string {
 	return []string{
 		"LLM_GATEWAY_READ_HEADER_TIMEOUT=" + serverTimeout.String(),
-		"LLM_GATEWAY_BODY_READ_TIMEOUT=" + serverTimeout.String(),
+		"LLM_GATEWAY_BODY_READ_TIMEOUT=" + bodyReadTimeout.String(),
 		"LLM_GATEWAY_IDLE_TIMEOUT=" + serverTimeout.String(),
 		"LLM_GATEWAY_MAX_CONNECTIONS=" + strconv.Itoa(maxConnections),
 		"LLM_GATEWAY_MAX_INFLIGHT_BODY_BYTES=" + strconv.Itoa(maxInflightBodyBytes),

@@ -419,12 +419,12 @@ func retryAfterCapped(t *testing.T, s *suite) {
 		"the circuit stays open until %s on an upstream retry-after of %d s (cap: 10 minutes)", c.CooldownUntil, 10_000_000)
 }
 
-// inflightBodies: two calls whose 20 MiB bodies the pod holds while their upstream answers
-// slowly; a third that announces 16 MiB would take the pod over its in-flight body bound
-// (48 MiB), so it is refused at once, before its body is sent, with 503 and retry-after in
+// inflightBodies: two calls whose 10 MiB bodies the pod holds while their upstream answers
+// slowly; a third that announces 8 MiB would take the pod over its in-flight body bound
+// (24 MiB), so it is refused at once, before its body is sent, with 503 and retry-after in
 // the caller's shape.
 func inflightBodies(t *testing.T, s *suite) {
-	const each = 20 << 20
+	const each, third = 10 << 20, 8 << 20
 	body := []byte(`{"model":"` + modelStall + `","max_tokens":100,"messages":[{"role":"user","content":"` +
 		strings.Repeat("a", each) + `"}]}`)
 	var conns []net.Conn
@@ -453,7 +453,7 @@ func inflightBodies(t *testing.T, s *suite) {
 	require.NoError(t, err)
 	defer conn.Close()
 	_, err = io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+keyBeta+
-		"\r\nContent-Type: application/json\r\nContent-Length: "+itoa(16<<20)+"\r\n\r\n")
+		"\r\nContent-Type: application/json\r\nContent-Length: "+itoa(third)+"\r\n\r\n")
 	require.NoError(t, err)
 	_ = conn.SetReadDeadline(time.Now().Add(caseDeadline))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
