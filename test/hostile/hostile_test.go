@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 type hostileCase struct {
 	name string
 	// reach names the upstreams the case may reach ("provider", "throttled", "legacy",
-	// "firehose"); every other upstream must have received nothing. The case itself asserts
+	// "firehose", "stall"); every other upstream must have received nothing. The case itself asserts
 	// what reached the ones it names.
 	reach []string
 	run   func(t *testing.T, s *suite)
@@ -63,11 +64,13 @@ func (s *suite) afterCase(t *testing.T, c hostileCase, mark int) {
 		return
 	}
 	for _, u := range s.upstreams() {
-		if !contains(c.reach, u.name) {
+		if !slices.Contains(c.reach, u.name) {
 			assertNoneReached(t, u.name, u.tap.requests())
 		}
 	}
-	s.requireNoHold(t, "alpha")
+	for _, team := range []string{"alpha", "beta"} {
+		s.requireNoHold(t, team)
+	}
 	s.gw.requireBackToBaseline(t, s.base)
 }
 
@@ -92,15 +95,6 @@ func assertNoneReached(t *testing.T, name string, reqs []tapped) {
 		lines = append(lines, r.Method+" "+r.RequestURI+" auth="+r.Header.Get("Authorization")+r.Header.Get("X-Api-Key"))
 	}
 	t.Errorf("%d request(s) reached the %s upstream, which this case must not reach:\n  %s", len(reqs), name, strings.Join(lines, "\n  "))
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // leaks matches what no response body may carry: Go error strings, internal addresses,
