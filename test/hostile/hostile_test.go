@@ -175,12 +175,12 @@ func with(h http.Header, kv ...string) http.Header {
 func repeat(b byte, n int64) func(w io.Writer) error {
 	return func(w io.Writer) error {
 		piece := []byte(strings.Repeat(string(b), 64<<10))
-		for n > 0 {
-			k := min(n, int64(len(piece)))
+		for left := n; left > 0; {
+			k := min(left, int64(len(piece)))
 			if _, err := w.Write(piece[:k]); err != nil {
 				return err
 			}
-			n -= k
+			left -= k
 		}
 		return nil
 	}
