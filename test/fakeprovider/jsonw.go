@@ -62,13 +62,18 @@ func splitText(s string, n int) []string {
 	return append(pieces, s[start:])
 }
 
+// maxTextDepth bounds how deep the tokenizer looks for prompt text: each level re-reads the
+// rest of the document, so an unbounded walk of a deeply nested body takes quadratic time
+// (providers refuse such bodies anyway; the gateway refuses them before they get here).
+const maxTextDepth = 128
+
 // estimateTokens is the fake's tokenizer: the bytes of every prompt text in body (string
 // content, text, system, instructions and input values under the given roots), divided by
 // four, at least 1. Messages and count_tokens agree for the same prompt.
 func estimateTokens(body []byte, roots ...string) int64 {
 	var n int
 	for _, root := range roots {
-		n += textBytes(gjson.GetBytes(body, root), root)
+		n += textBytes(gjson.GetBytes(body, root), root, 0)
 	}
 	if n == 0 {
 		return 1
@@ -76,16 +81,16 @@ func estimateTokens(body []byte, roots ...string) int64 {
 	return int64((n + 3) / 4)
 }
 
-func textBytes(v gjson.Result, key string) int {
+func textBytes(v gjson.Result, key string, depth int) int {
 	switch {
-	case v.IsArray() || v.IsObject():
+	case (v.IsArray() || v.IsObject()) && depth < maxTextDepth:
 		n := 0
 		v.ForEach(func(k, child gjson.Result) bool {
 			childKey := key
 			if v.IsObject() {
 				childKey = k.Str
 			}
-			n += textBytes(child, childKey)
+			n += textBytes(child, childKey, depth+1)
 			return true
 		})
 		return n
