@@ -27,6 +27,9 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 // JSON to stdout. It returns the process exit code: 0 when every object is accepted with all
 // references resolved; 1 when any is not (each printed to stderr as
 // "Kind namespace/name: Reason: message") or the snapshot cannot be built; 2 on usage errors.
+// A model a route serves by name that the price catalog cannot price at one of the route's
+// backends is printed to stderr as a warning ("warning: LLMRoute namespace/name:
+// UnpricedModels: model X has no catalog price at ns/backend"), without changing the code.
 func RunCompile(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("operator compile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -70,6 +73,11 @@ func RunCompile(args []string, stdout, stderr io.Writer) int {
 	if err := enc.Encode(out.Snapshot); err != nil {
 		fmt.Fprintf(stderr, "write snapshot: %v\n", err)
 		return 1
+	}
+	// Models the price catalog does not cover are a warning: the route is served, its calls
+	// for them are unpriced. The exit code does not change.
+	for _, w := range out.Warnings() {
+		fmt.Fprintln(stderr, "warning: "+w)
 	}
 	rejected := out.Rejected()
 	for _, r := range rejected {

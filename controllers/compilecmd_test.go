@@ -8,6 +8,8 @@ package controllers
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,6 +45,47 @@ func TestRunCompileRejected(t *testing.T) {
 	s, err := snapshot.Decode(stdout.Bytes())
 	require.NoError(t, err)
 	require.NotEmpty(t, s.Routes)
+}
+
+// TestRunCompileWarnsUnpricedModels: a routed model the catalog cannot price is a warning per
+// model on stderr; the exit code stays 0 and the snapshot is printed.
+func TestRunCompileWarnsUnpricedModels(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := RunCompile([]string{"-f", "internal/compile/testdata/catalog-coverage.yaml", "--namespace", "ci"}, &stdout, &stderr)
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.Equal(t, []string{
+		`warning: LLMRoute ci/claude: UnpricedModels: model claude-opus-5 has no catalog price at ci/anthropic`,
+		`warning: LLMRoute ci/claude: UnpricedModels: model house-sonnet has no catalog price at ci/anthropic`,
+		`LLMRoute ci/conflicted: Conflicted: model "house-sonnet" is already claimed by LLMRoute ci/claude`,
+		`1 of 7 objects rejected or degraded`,
+	}, lines)
+	require.Equal(t, 1, code, "the conflict decides the exit code, not the warnings")
+
+	// Without the conflicting route: only warnings, exit code 0.
+	stdout.Reset()
+	stderr.Reset()
+	dir := t.TempDir()
+	src, err := os.ReadFile("internal/compile/testdata/catalog-coverage.yaml")
+	require.NoError(t, err)
+	docs := strings.Split(string(src), "\n---\n")
+	require.Contains(t, docs[len(docs)-1], "name: conflicted")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "routes.yaml"), []byte(strings.Join(docs[:len(docs)-1], "\n---\n")), 0o644))
+	code = RunCompile([]string{"-f", dir, "--namespace", "ci"}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	lines = strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.Len(t, lines, 2)
+	for _, l := range lines {
+		require.True(t, strings.HasPrefix(l, "warning: LLMRoute ci/claude: UnpricedModels: model "), l)
+	}
+	s, err := snapshot.Decode(stdout.Bytes())
+	require.NoError(t, err)
+	require.Len(t, s.Routes, 2, "the route is served either way")
+
+	// The samples are covered: no warning.
+	stdout.Reset()
+	stderr.Reset()
+	require.Equal(t, 0, RunCompile([]string{"-f", "../config/samples"}, &stdout, &stderr))
+	require.NotContains(t, stderr.String(), "warning")
 }
 
 func TestRunCompileUsage(t *testing.T) {

@@ -162,8 +162,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Operator, erro
 	budgets := newStatusReconciler[v1alpha1.TeamBudget](compile.KindTeamBudget, base)
 	budgets.extra = o.teamBudgetStatus
 	budgets.gone = budgetPhases.drop
+	routes := newStatusReconciler[v1alpha1.LLMRoute](compile.KindLLMRoute, base)
+	routes.extra = routeStatus
 	for _, err := range []error{
-		newStatusReconciler[v1alpha1.LLMRoute](compile.KindLLMRoute, base).setup(mgr),
+		routes.setup(mgr),
 		newStatusReconciler[v1alpha1.ProviderBackend](compile.KindProviderBackend, base).setup(mgr),
 		newStatusReconciler[v1alpha1.TeamRollout](compile.KindTeamRollout, base).setup(mgr),
 		budgets.setup(mgr),

@@ -149,6 +149,23 @@ type RequestLimits struct {
 	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
 }
 
+// ConditionCatalogCoverage is the condition an LLMRoute in the snapshot has besides Accepted,
+// ResolvedRefs and Programmed: whether the gateway's price catalog (or a pricing override of
+// the backend) prices every model the route serves by name (its names and its aliases'
+// targets) at each of its backends. False is the state that needs attention: calls for such a
+// model are unpriced (the team budget's unpriced policy applies, and the recorded cost is
+// unknown). It is a warning: the route is served either way.
+const ConditionCatalogCoverage = "CatalogCoverage"
+
+// Reasons of CatalogCoverage. Events about a transition use the same reason: Warning when it
+// turns False, Normal when it turns True again.
+const (
+	// ReasonModelsPriced: CatalogCoverage=True.
+	ReasonModelsPriced = "ModelsPriced"
+	// ReasonUnpricedModels: CatalogCoverage=False; the message lists the models and backends.
+	ReasonUnpricedModels = "UnpricedModels"
+)
+
 // LLMRouteStatus is the observed state of an LLMRoute.
 type LLMRouteStatus struct {
 	CommonStatus `json:",inline"`

@@ -38,6 +38,8 @@ type Price struct {
 	// ImplicitCacheWrite: the provider may write to its prompt cache without the request
 	// asking (OpenAI automatic caching), so admission must assume cache-write rates.
 	ImplicitCacheWrite bool
+	// Capabilities are the seed entry's (an override takes the seed's for its model).
+	Capabilities Capabilities
 
 	ContextWindow   int64
 	MaxOutputTokens int64
@@ -144,6 +146,7 @@ func (c *Catalog) WithOverrides(backends []snapshot.Backend) *Catalog {
 					p.MaxOutputTokens = seedP.MaxOutputTokens
 				}
 				p.Mode = seedP.Mode
+				p.Capabilities = seedP.Capabilities
 			}
 			m[mp.Model] = p
 			if _, ok := out.overrideModels[mp.Model]; !ok {

@@ -357,8 +357,11 @@ func TestDescribe(t *testing.T) {
 	}}})
 	info, ok := c.Describe("claude-sonnet-4-5")
 	require.True(t, ok)
+	all := ModelCapabilities{Streaming: true, Tools: true, Vision: true, StructuredOutputs: true, Reasoning: true, PromptCaching: true}
 	require.Equal(t, ModelInfo{ID: "claude-sonnet-4-5", Provider: "anthropic", Mode: "chat", ContextWindow: 200_000, MaxOutputTokens: 64_000,
-		Pricing: &ModelPricing{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite5m: 3.75, CacheWrite1h: 6}}, info)
+		Pricing: &ModelPricing{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite5m: 3.75, CacheWrite1h: 6,
+			LongContext: &LongContextPricing{AboveTokens: 200_000, Input: 6, Output: 22.5, CacheRead: 0.6, CacheWrite5m: 7.5, CacheWrite1h: 12}},
+		Capabilities: all}, info)
 
 	info, ok = c.Describe("gpt-4o")
 	require.True(t, ok)
@@ -382,7 +385,8 @@ func TestDescribe(t *testing.T) {
 
 	b, err := json.Marshal(ModelInfo{ID: "m", Provider: "openai", Pricing: &ModelPricing{Input: 1}})
 	require.NoError(t, err)
-	require.JSONEq(t, `{"id":"m","provider":"openai","pricing":{"input_usd_per_mtok":1,"output_usd_per_mtok":0,"cache_read_usd_per_mtok":0,"cache_write_5m_usd_per_mtok":0,"cache_write_1h_usd_per_mtok":0}}`, string(b))
+	require.JSONEq(t, `{"id":"m","provider":"openai","pricing":{"input":1,"output":0,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0},
+		"capabilities":{"streaming":false,"tools":false,"vision":false,"structured_outputs":false,"reasoning":false,"prompt_caching":false}}`, string(b))
 }
 
 func TestParseErrors(t *testing.T) {

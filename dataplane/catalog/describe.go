@@ -14,20 +14,61 @@ type ModelInfo struct {
 	MaxOutputTokens int64  `json:"max_output_tokens,omitempty"`
 	// Pricing is nil when the catalog knows the model but has no token price for it.
 	Pricing *ModelPricing `json:"pricing,omitempty"`
+	// Capabilities come from the seed entry's supports_* flags (see Capabilities).
+	Capabilities ModelCapabilities `json:"capabilities"`
 }
 
-// ModelPricing is a price in USD per million tokens.
+// ModelPricing is a price in USD per million tokens, as GET /v1/models lists it.
 type ModelPricing struct {
-	Input        float64 `json:"input_usd_per_mtok"`
-	Output       float64 `json:"output_usd_per_mtok"`
-	CacheRead    float64 `json:"cache_read_usd_per_mtok"`
-	CacheWrite5m float64 `json:"cache_write_5m_usd_per_mtok"`
-	CacheWrite1h float64 `json:"cache_write_1h_usd_per_mtok"`
+	Input        float64 `json:"input"`
+	Output       float64 `json:"output"`
+	CacheRead    float64 `json:"cache_read"`
+	CacheWrite5m float64 `json:"cache_write_5m"`
+	CacheWrite1h float64 `json:"cache_write_1h"`
+	// LongContext is the tier that bills the whole call when its prompt has more than
+	// LongContext.AboveTokens tokens; nil when the model has none.
+	LongContext *LongContextPricing `json:"long_context,omitempty"`
+}
+
+// LongContextPricing is a long-context tier in USD per million tokens.
+type LongContextPricing struct {
+	AboveTokens  int64   `json:"above_tokens"`
+	Input        float64 `json:"input"`
+	Output       float64 `json:"output"`
+	CacheRead    float64 `json:"cache_read"`
+	CacheWrite5m float64 `json:"cache_write_5m"`
+	CacheWrite1h float64 `json:"cache_write_1h"`
+}
+
+// PricingOf converts a price to USD per million tokens; nil when p is not priced.
+func PricingOf(p Price) *ModelPricing {
+	if !p.Priced {
+		return nil
+	}
+	out := &ModelPricing{
+		Input:        USDPerMTok(p.InputPerMTok),
+		Output:       USDPerMTok(p.OutputPerMTok),
+		CacheRead:    USDPerMTok(p.CacheReadPerMTok),
+		CacheWrite5m: USDPerMTok(p.CacheWrite5mPerMTok),
+		CacheWrite1h: USDPerMTok(p.CacheWrite1hPerMTok),
+	}
+	if p.LongContextAbove > 0 {
+		lc := p.LongContext
+		out.LongContext = &LongContextPricing{
+			AboveTokens:  p.LongContextAbove,
+			Input:        USDPerMTok(lc.InputPerMTok),
+			Output:       USDPerMTok(lc.OutputPerMTok),
+			CacheRead:    USDPerMTok(lc.CacheReadPerMTok),
+			CacheWrite5m: USDPerMTok(lc.CacheWrite5mPerMTok),
+			CacheWrite1h: USDPerMTok(lc.CacheWrite1hPerMTok),
+		}
+	}
+	return out
 }
 
 // Describe returns what the catalog knows about a model the gateway serves: its vendor's
 // direct price (Anthropic API or OpenAI API; a model the seed lists only on Bedrock or Azure
-// is described from there), context window and output limit. Names are normalized as by
+// is described from there), context window, output limit and capabilities. Names are normalized as by
 // Canonicalize and matched like Price (exact, date-stripped, newest of family). A model the
 // seed does not know is described from the first backend (by name) that overrides its price.
 // ok is false when nothing is known; the returned ModelInfo then carries only the ID.
@@ -62,15 +103,8 @@ func (c *Catalog) Describe(model string) (ModelInfo, bool) {
 	info.Mode = p.Mode
 	info.ContextWindow = p.ContextWindow
 	info.MaxOutputTokens = p.MaxOutputTokens
-	if p.Priced {
-		info.Pricing = &ModelPricing{
-			Input:        USDPerMTok(p.InputPerMTok),
-			Output:       USDPerMTok(p.OutputPerMTok),
-			CacheRead:    USDPerMTok(p.CacheReadPerMTok),
-			CacheWrite5m: USDPerMTok(p.CacheWrite5mPerMTok),
-			CacheWrite1h: USDPerMTok(p.CacheWrite1hPerMTok),
-		}
-	}
+	info.Pricing = PricingOf(p)
+	info.Capabilities = p.Capabilities.Describe()
 	return info, true
 }
 

@@ -40,6 +40,14 @@ type seedEntry struct {
 	Output272k     json.Number `json:"output_cost_per_token_above_272k_tokens"`
 	CacheRead272k  json.Number `json:"cache_read_input_token_cost_above_272k_tokens"`
 	CacheWrite272k json.Number `json:"cache_creation_input_token_cost_above_272k_tokens"`
+
+	// Capability flags (see capabilities.go). nil: the entry does not say.
+	NativeStreaming *bool `json:"supports_native_streaming"`
+	FunctionCalling *bool `json:"supports_function_calling"`
+	Vision          *bool `json:"supports_vision"`
+	ResponseSchema  *bool `json:"supports_response_schema"`
+	Reasoning       *bool `json:"supports_reasoning"`
+	PromptCaching   *bool `json:"supports_prompt_caching"`
 }
 
 // LiteLLM provider names kept by the seed filter, and the price-rule family of each.
@@ -105,6 +113,7 @@ func (e *seedEntry) price(fam family) (Price, error) {
 		p.MaxOutputTokens = count(e.MaxTokens)
 	}
 	p.Mode = e.Mode
+	p.Capabilities = e.capabilities()
 	p.Rates = Rates{
 		InputPerMTok:        num(e.Input),
 		OutputPerMTok:       num(e.Output),

@@ -7,15 +7,8 @@ import (
 
 // MappedModel is the backend's modelMap entry for a canonical model, looked up by the exact
 // name and then by its undated name (a map keyed "claude-sonnet-4-5" also serves
-// "claude-sonnet-4-5-20250929"). Every adapter's UpstreamModel starts here.
+// "claude-sonnet-4-5-20250929"). Every adapter's UpstreamModel starts here. The rule lives in
+// the catalog (catalog.MappedModel), whose coverage check reads modelMaps the same way.
 func MappedModel(b *snapshot.Backend, canonical string) (string, bool) {
-	if m := b.ModelMap[canonical]; m != "" {
-		return m, true
-	}
-	if u := catalog.Undated(canonical); u != canonical {
-		if m := b.ModelMap[u]; m != "" {
-			return m, true
-		}
-	}
-	return "", false
+	return catalog.MappedModel(b, canonical)
 }

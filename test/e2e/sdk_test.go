@@ -10,6 +10,7 @@ import (
 	ooption "github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 
 	"github.com/posthog/llm-gateway/dataplane/cost"
 	"github.com/posthog/llm-gateway/test/fakeprovider"
@@ -165,21 +166,54 @@ func TestModelsListWithBothSDKs(t *testing.T) {
 	oc := e.openai()
 	page, err := oc.Models.List(ctx)
 	require.NoError(t, err)
-	var ids []string
+	byID := map[string]openai.Model{}
 	for _, m := range page.Data {
-		ids = append(ids, m.ID)
+		byID[m.ID] = m
 		require.Equal(t, "model", string(m.Object))
+		require.True(t, m.JSON.Created.Valid(), m.ID)
 	}
-	require.ElementsMatch(t, []string{"gpt-4o", "claude-sonnet-4-5"}, ids)
+	require.Len(t, byID, 2)
+	gpt, claude := byID["gpt-4o"], byID["claude-sonnet-4-5"]
+	require.Equal(t, "openai", gpt.OwnedBy)
+	require.Equal(t, "anthropic", claude.OwnedBy)
+	// The gateway's own fields reach an OpenAI SDK user as extra fields.
+	require.JSONEq(t, `["openai","azure"]`, gpt.JSON.ExtraFields["providers"].Raw())
+	require.JSONEq(t, `{"on":["ConnectionError","NotFound","Overloaded","QuotaExhausted","RateLimited","ServerError","Timeout","UpstreamAuth"],
+		"max_attempts":2,"targets":["llm/azure"]}`, gpt.JSON.ExtraFields["failover"].Raw())
+	backends := gjson.Parse(gpt.JSON.ExtraFields["backends"].Raw())
+	require.Equal(t, "llm/azure", backends.Get("1.name").Str)
+	require.Equal(t, azureDeploy, backends.Get("1.upstream_model").Str, "the Azure deployment from the modelMap")
+	require.Equal(t, 2.5, backends.Get("1.pricing.input").Float())
+	require.Equal(t, 2.5, gjson.Parse(gpt.JSON.ExtraFields["pricing"].Raw()).Get("input").Float())
 
 	ac := e.anthropic()
 	apage, err := ac.Models.List(ctx, anthropic.ModelListParams{})
 	require.NoError(t, err)
-	ids = ids[:0]
+	require.False(t, apage.HasMore)
+	require.Equal(t, "gpt-4o", apage.FirstID, "OpenAI-shape models first")
+	require.Equal(t, "claude-sonnet-4-5", apage.LastID)
+	ids := []string{}
 	for _, m := range apage.Data {
 		ids = append(ids, m.ID)
+		require.Equal(t, m.ID, m.DisplayName)
+		require.False(t, m.CreatedAt.IsZero(), m.ID)
 	}
 	require.ElementsMatch(t, []string{"gpt-4o", "claude-sonnet-4-5"}, ids)
+	// The Anthropic SDK reads the limits and the capabilities it knows natively.
+	am := apage.Data[1]
+	require.Equal(t, "claude-sonnet-4-5", am.ID)
+	require.Equal(t, int64(200_000), am.MaxInputTokens)
+	require.Equal(t, int64(4096), am.MaxTokens, "the route clamps max_tokens at 4,096")
+	require.True(t, am.Capabilities.ImageInput.Supported)
+	require.True(t, am.Capabilities.StructuredOutputs.Supported)
+	require.True(t, am.Capabilities.Thinking.Supported)
+	require.False(t, apage.Data[0].Capabilities.Thinking.Supported, "gpt-4o does not reason")
+	require.True(t, gjson.Parse(am.Capabilities.JSON.ExtraFields["streaming"].Raw()).Get("supported").Bool())
+	require.True(t, gjson.Parse(am.Capabilities.JSON.ExtraFields["tools"].Raw()).Get("supported").Bool())
+	bedrock := gjson.Parse(am.JSON.ExtraFields["backends"].Raw()).Get("1")
+	require.Equal(t, "bedrock", bedrock.Get("provider").Str)
+	require.Equal(t, bedrockModel, bedrock.Get("upstream_model").Str)
+	require.Equal(t, 3.3, bedrock.Get("pricing.input").Float(), "the us. inference profile's price")
 	require.Zero(t, e.upstreamRequests(), "the listing is the gateway's own")
 }
 

@@ -77,22 +77,26 @@ func TestSnapshotImportsOnlyStdlib(t *testing.T) {
 	}
 }
 
-// fromDataplane is what the operator may import from the data plane: the snapshot contract,
-// and the budget ledger (the Redis key schema, windows, counters reader and phase of team
-// budgets) so that TeamBudget.status reads exactly what the gateway pods write. Nothing else:
-// add a package here only deliberately, with the same argument.
+// fromDataplane is what the operator may import from the data plane: the snapshot contract;
+// the budget ledger (the Redis key schema, windows, counters reader and phase of team budgets)
+// so that TeamBudget.status reads exactly what the gateway pods write; and the price catalog, so
+// that compile checks every routed model (the LLMRoute CatalogCoverage condition, the warnings
+// of `operator compile`) against the same catalog the gateway prices calls with instead of a
+// second copy of it (it stays standard library + snapshot: TestCatalogImportsOnlyStdlibAndSnapshot).
+// Nothing else: add a package here only deliberately, with the same argument.
 var fromDataplane = map[string]bool{
 	module + "/dataplane/snapshot":      true,
 	module + "/dataplane/budget/ledger": true,
+	module + "/dataplane/catalog":       true,
 }
 
-func TestControllersImportOnlySnapshotAndLedgerFromDataplane(t *testing.T) {
+func TestControllersImportOnlySnapshotLedgerAndCatalogFromDataplane(t *testing.T) {
 	pkgs := list(t, "./controllers/...", "./api/...")
 	for _, p := range pkgs {
 		for _, d := range p.Deps {
 			if strings.HasPrefix(d, module+"/dataplane/") {
 				require.True(t, fromDataplane[d],
-					"%s imports %s: controllers may use only the data plane's snapshot contract and budget ledger", p.ImportPath, d)
+					"%s imports %s: controllers may use only the data plane's snapshot contract, budget ledger and price catalog", p.ImportPath, d)
 			}
 		}
 	}
@@ -116,6 +120,17 @@ func TestLedgerImportsOnlySnapshotAndRedis(t *testing.T) {
 				require.Fail(t, "ledger import", "%s imports %s: the budget ledger may import only the standard library, "+
 					"dataplane/snapshot and go-redis", p.ImportPath, d)
 			}
+		}
+	}
+}
+
+// TestCatalogImportsOnlyStdlibAndSnapshot keeps the catalog light enough for the operator, which
+// imports it: nothing of the data plane but the snapshot contract comes along.
+func TestCatalogImportsOnlyStdlibAndSnapshot(t *testing.T) {
+	for _, p := range list(t, "./dataplane/catalog") {
+		for _, d := range p.Deps {
+			require.True(t, isStd(t, d) || d == module+"/dataplane/snapshot",
+				"%s imports %s: the catalog, which the operator imports too, may use only the standard library and the snapshot contract", p.ImportPath, d)
 		}
 	}
 }

@@ -40,6 +40,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
+	"github.com/posthog/llm-gateway/dataplane/catalog"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
@@ -121,6 +122,23 @@ type Result struct {
 	// Accepted and ResolvedRefs are the conditions to set (no transition time).
 	Accepted     metav1.Condition
 	ResolvedRefs metav1.Condition
+	// CatalogCoverage is set for an LLMRoute in the snapshot (nil otherwise): whether the
+	// catalog prices every model the route serves by name at each of its backends. False is a
+	// warning, not a problem: the route is served either way.
+	CatalogCoverage *metav1.Condition
+	// Unpriced lists the models of such a route that some of its backends cannot price.
+	Unpriced []catalog.UnpricedModel
+}
+
+// Warnings returns one line per model of Unpriced, as `operator compile` prints them after
+// "warning: ": "LLMRoute ns/name: UnpricedModels: model X has no catalog price at ns/b1, ns/b2".
+func (r Result) Warnings() []string {
+	lines := make([]string, 0, len(r.Unpriced))
+	for _, u := range r.Unpriced {
+		lines = append(lines, fmt.Sprintf("%s: %s: model %s has no catalog price at %s", r.Key, v1alpha1.ReasonUnpricedModels,
+			u.Model, strings.Join(u.Backends, ", ")))
+	}
+	return lines
 }
 
 // Problems returns the conditions of the result that are False.
@@ -166,6 +184,15 @@ func (o *Output) Rejected() []Result {
 	return out
 }
 
+// Warnings returns the warning lines of every result, in result order (see Result.Warnings).
+func (o *Output) Warnings() []string {
+	var out []string
+	for _, r := range o.Results {
+		out = append(out, r.Warnings()...)
+	}
+	return out
+}
+
 // Compile builds the snapshot. It never modifies the input.
 func Compile(in Input) Output {
 	c := &compiler{
@@ -193,6 +220,7 @@ func Compile(in Input) Output {
 	for i := range snap.Backends {
 		c.backends[snap.Backends[i].Name] = &snap.Backends[i]
 	}
+	c.catalog = catalog.Default().WithOverrides(snap.Backends)
 	claims := newModelClaims()
 	for _, r := range byAge(in.Routes) {
 		if sr, ok := c.route(r, claims); ok {
@@ -234,6 +262,9 @@ type compiler struct {
 	backends map[string]*snapshot.Backend // included backends by namespace/name
 	teams    map[string]*snapshot.Team    // included teams by name
 	results  []Result
+	// catalog is the gateway's price catalog with the included backends' pricing overrides,
+	// for the CatalogCoverage of routes.
+	catalog *catalog.Catalog
 
 	allBackends map[string]bool // every input backend by namespace/name
 }
@@ -276,6 +307,10 @@ type verdict struct {
 	invalid    []string  // spec rule violations: Accepted=False Invalid
 	rejected   *problem  // Accepted=False for another reason (Conflicted, ShapeMismatch)
 	refs       []problem // ResolvedRefs=False, reason of the first
+	// coverage is the CatalogCoverage of a route in the snapshot, unpriced its models
+	// without a price.
+	coverage *metav1.Condition
+	unpriced []catalog.UnpricedModel
 }
 
 func newVerdict(kind Kind, o interface {
@@ -330,6 +365,11 @@ func (v *verdict) result(included bool) Result {
 			msgs[i] = p.message
 		}
 		r.ResolvedRefs = cond(v1alpha1.ConditionResolvedRefs, false, v.refs[0].reason, strings.Join(msgs, "; "))
+	}
+	if included && v.coverage != nil {
+		c := *v.coverage
+		c.ObservedGeneration = v.generation
+		r.CatalogCoverage, r.Unpriced = &c, v.unpriced
 	}
 	return r
 }

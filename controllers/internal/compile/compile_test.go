@@ -9,6 +9,7 @@ package compile_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -209,4 +210,60 @@ func TestResultLookup(t *testing.T) {
 	require.Equal(t, v1alpha1.ReasonBackendNotFound, r.ResolvedRefs.Reason)
 	_, ok = out.Result(compile.ObjectKey{Kind: compile.KindLLMRoute, Namespace: "default", Name: "nope"})
 	require.False(t, ok)
+}
+
+// TestCatalogCoverage: the condition and the warnings follow the catalog and the pricing
+// overrides, do not depend on input order (no flapping between operator replicas or
+// compiles), and the message stays bounded.
+func TestCatalogCoverage(t *testing.T) {
+	in := load(t, "testdata/catalog-coverage.yaml")
+	want := compile.Compile(in)
+	require.NoError(t, want.Err)
+	claude, ok := want.Result(compile.ObjectKey{Kind: compile.KindLLMRoute, Namespace: "default", Name: "claude"})
+	require.True(t, ok)
+	require.Equal(t, metav1.ConditionFalse, claude.CatalogCoverage.Status)
+	require.Equal(t, v1alpha1.ReasonUnpricedModels, claude.CatalogCoverage.Reason)
+	require.Empty(t, claude.Problems(), "a warning, not a problem")
+	require.Len(t, want.Warnings(), 2)
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 10 {
+		shuffled := in
+		shuffled.Routes = shuffle(rng, in.Routes)
+		shuffled.Backends = shuffle(rng, in.Backends)
+		for i := range shuffled.Routes {
+			r := shuffled.Routes[i].DeepCopy()
+			r.Spec.Models.Aliases = shuffle(rng, r.Spec.Models.Aliases)
+			r.Spec.Models.Names = shuffle(rng, r.Spec.Models.Names)
+			shuffled.Routes[i] = *r
+		}
+		got := compile.Compile(shuffled)
+		require.Equal(t, want.Results, got.Results)
+		require.Equal(t, want.Warnings(), got.Warnings())
+	}
+
+	// A pricing override on the other backend covers the models.
+	for i := range in.Backends {
+		if b := &in.Backends[i]; b.Name == "anthropic" {
+			b.Spec.Pricing = []v1alpha1.ModelPricing{{Model: "claude-opus-5", Input: "5", Output: "25"}, {Model: "house-sonnet", Input: "3", Output: "15"}}
+		}
+	}
+	out := compile.Compile(in)
+	claude, _ = out.Result(compile.ObjectKey{Kind: compile.KindLLMRoute, Namespace: "default", Name: "claude"})
+	require.Equal(t, metav1.ConditionTrue, claude.CatalogCoverage.Status)
+	require.Equal(t, v1alpha1.ReasonModelsPriced, claude.CatalogCoverage.Reason)
+	require.Empty(t, out.Warnings())
+
+	// Many unpriced models: every one is warned about, the message names 20.
+	names := make([]v1alpha1.ModelName, 25)
+	for i := range names {
+		names[i] = v1alpha1.ModelName(fmt.Sprintf("house-model-%02d", i))
+	}
+	in.Routes[0].Spec.Models = v1alpha1.RouteModels{Names: names}
+	out = compile.Compile(in)
+	r, _ := out.Result(compile.ObjectKey{Kind: compile.KindLLMRoute, Namespace: "default", Name: in.Routes[0].Name})
+	require.Len(t, r.Warnings(), 25)
+	require.Contains(t, r.CatalogCoverage.Message, "house-model-19 at ")
+	require.NotContains(t, r.CatalogCoverage.Message, "house-model-20")
+	require.Contains(t, r.CatalogCoverage.Message, "; and 5 more:")
 }

@@ -25,10 +25,11 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // golden is what a golden file holds: the sealed snapshot, every object's conditions, and the
-// lines `operator compile` prints for rejected objects.
+// lines `operator compile` prints for rejected objects and as warnings.
 type golden struct {
 	Error    string             `json:"error,omitempty"`
 	Rejected []string           `json:"rejected"`
+	Warnings []string           `json:"warnings,omitempty"`
 	Results  []goldenResult     `json:"results"`
 	Snapshot *snapshot.Snapshot `json:"snapshot"`
 }
@@ -38,6 +39,8 @@ type goldenResult struct {
 	Included     bool            `json:"included"`
 	Accepted     goldenCondition `json:"accepted"`
 	ResolvedRefs goldenCondition `json:"resolvedRefs"`
+	// CatalogCoverage is set for routes in the snapshot only.
+	CatalogCoverage *goldenCondition `json:"catalogCoverage,omitempty"`
 }
 
 type goldenCondition struct {
@@ -52,13 +55,18 @@ func toGolden(out compile.Output) golden {
 		g.Error = out.Err.Error()
 	}
 	for _, r := range out.Results {
-		g.Results = append(g.Results, goldenResult{
+		gr := goldenResult{
 			Object:       r.Key.String(),
 			Included:     r.Included,
 			Accepted:     goldenCondition{r.Accepted.Status, r.Accepted.Reason, r.Accepted.Message},
 			ResolvedRefs: goldenCondition{r.ResolvedRefs.Status, r.ResolvedRefs.Reason, r.ResolvedRefs.Message},
-		})
+		}
+		if c := r.CatalogCoverage; c != nil {
+			gr.CatalogCoverage = &goldenCondition{c.Status, c.Reason, c.Message}
+		}
+		g.Results = append(g.Results, gr)
 	}
+	g.Warnings = out.Warnings()
 	for _, r := range out.Rejected() {
 		for _, p := range r.Problems() {
 			g.Rejected = append(g.Rejected, r.Key.String()+": "+p.Reason+": "+p.Message)

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/posthog/llm-gateway/api/v1alpha1"
 	"github.com/posthog/llm-gateway/dataplane/snapshot"
@@ -88,8 +91,46 @@ func (c *compiler) route(r *v1alpha1.LLMRoute, claims *modelClaims) (snapshot.Ro
 			claims.claim(&s.Models, out.Name)
 		}
 	}
+	if included {
+		c.coverage(v, &out)
+	}
 	c.record(v, included)
 	return out, included
+}
+
+// maxUnpricedInMessage bounds how many models the CatalogCoverage message names (the
+// warnings of `operator compile` name them all).
+const maxUnpricedInMessage = 20
+
+// coverage sets the CatalogCoverage of a route in the snapshot: whether the catalog (with the
+// backends' pricing overrides) prices every model the route serves by name at each of its
+// backends, as the gateway will price a call (catalog.Unpriced). The result depends only on
+// the compiled objects and the catalog built into the operator, so it does not flap.
+func (c *compiler) coverage(v *verdict, r *snapshot.Route) {
+	v.unpriced = c.catalog.Unpriced(r, func(name string) *snapshot.Backend { return c.backends[name] })
+	cond := metav1.Condition{Type: v1alpha1.ConditionCatalogCoverage}
+	if len(v.unpriced) == 0 {
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonModelsPriced
+		cond.Message = "the catalog prices every model the route serves by name at each of its backends"
+		if len(r.Prefixes) > 0 {
+			cond.Message += " (models matched by a prefix cannot be listed and are not checked)"
+		}
+		v.coverage = &cond
+		return
+	}
+	parts := make([]string, 0, min(len(v.unpriced), maxUnpricedInMessage)+1)
+	for i, u := range v.unpriced {
+		if i == maxUnpricedInMessage {
+			parts = append(parts, fmt.Sprintf("and %d more", len(v.unpriced)-i))
+			break
+		}
+		parts = append(parts, u.Model+" at "+strings.Join(u.Backends, ", "))
+	}
+	cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonUnpricedModels
+	cond.Message = fmt.Sprintf("no catalog price for %s: calls for these models there are unpriced "+
+		"(the team budget's unpriced policy applies); add pricing to the ProviderBackend or refresh the catalog",
+		strings.Join(parts, "; "))
+	v.coverage = &cond
 }
 
 // routeTargets resolves the route's backends: each must be in the snapshot and serve the

@@ -6,7 +6,9 @@
 //
 // Entries keep their upstream order and every value its upstream spelling; the output is
 // indented with 4 spaces. A LiteLLM result is parsed as a catalog before it is written, so a
-// broken upstream file never replaces a working seed.
+// broken upstream file never replaces a working seed, and must still carry every capability
+// flag the catalog reads (catalog.CapabilityFlags), so a flag renamed upstream cannot silently
+// take a capability away from every model.
 package main
 
 import (
@@ -50,6 +52,9 @@ func run(kind, in, out string) error {
 		}
 		if _, err := catalog.Parse(res); err != nil {
 			return fmt.Errorf("filtered seed does not parse as a catalog: %w", err)
+		}
+		if err := checkCapabilityFlags(res, catalog.CapabilityFlags()); err != nil {
+			return err
 		}
 	case "posthog":
 		if res, err = filterPostHog(src, []string{"openai/", "anthropic/", "~openai/", "~anthropic/"}); err != nil {
@@ -117,6 +122,31 @@ func filterLiteLLM(src []byte, providers []string) ([]byte, error) {
 	}
 	out.WriteString("\n}\n")
 	return out.Bytes(), nil
+}
+
+// checkCapabilityFlags fails when one of flags appears in no entry of the filtered seed.
+func checkCapabilityFlags(seed []byte, flags []string) error {
+	var entries map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(seed, &entries); err != nil {
+		return fmt.Errorf("decode filtered seed: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		for k := range e {
+			seen[k] = true
+		}
+	}
+	var missing []string
+	for _, f := range flags {
+		if !seen[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("no entry of the filtered seed has %s: the catalog reads model capabilities from these flags "+
+			"(renamed upstream? update catalog.CapabilityFlags)", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // filterPostHog keeps the entries of PostHog's llm-costs.json array whose model starts with

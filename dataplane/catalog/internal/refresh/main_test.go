@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/posthog/llm-gateway/dataplane/catalog"
+	"github.com/posthog/llm-gateway/dataplane/snapshot"
 )
 
 // The committed seeds are fixed points of the filter: refreshing from them changes nothing.
@@ -97,11 +98,29 @@ func TestRunRejectsBrokenSeed(t *testing.T) {
 	_, err := os.Stat(out)
 	require.True(t, os.IsNotExist(err))
 
-	require.NoError(t, os.WriteFile(in, []byte(`{"m": {"litellm_provider": "openai", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}}`), 0o644))
+	// A seed that parses but in which a capability flag the catalog reads appears nowhere (a
+	// rename upstream) must not replace the seed either.
+	require.NoError(t, os.WriteFile(in, []byte(`{"m": {"litellm_provider": "openai", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+		"supports_native_streaming": true, "supports_function_calling": true, "supports_vision": false, "supports_tool_use_reasoning": true}}`), 0o644))
+	require.ErrorContains(t, run("litellm", in, out), "no entry of the filtered seed has supports_response_schema, supports_reasoning, supports_prompt_caching")
+	_, err = os.Stat(out)
+	require.True(t, os.IsNotExist(err))
+
+	require.NoError(t, os.WriteFile(in, []byte(`{"m": {"litellm_provider": "openai", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+		"supports_native_streaming": true, "supports_function_calling": true, "supports_vision": false},
+		"n": {"litellm_provider": "anthropic", "mode": "chat", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+		"supports_response_schema": true, "supports_reasoning": true, "supports_prompt_caching": false}}`), 0o644))
 	require.NoError(t, run("litellm", in, out))
 	c, err := os.ReadFile(out)
 	require.NoError(t, err)
 	require.Contains(t, string(c), `"input_cost_per_token": 1e-6`)
+	require.Contains(t, string(c), `"supports_prompt_caching": false`, "capability flags are kept as upstream spells them")
+	cat, err := catalog.Parse(c)
+	require.NoError(t, err)
+	p, ok := cat.Price(snapshot.ProviderAnthropic, "n", "")
+	require.True(t, ok)
+	require.Equal(t, catalog.CapStreaming|catalog.CapStructuredOutputs|catalog.CapReasoning, p.Capabilities,
+		"the refreshed seed carries the flags into the catalog entries")
 
 	require.ErrorContains(t, run("other", in, out), "unknown -kind")
 	require.ErrorContains(t, run("litellm", "", out), "-in is required")
